@@ -40,6 +40,7 @@ Result<Point> read_point(Reader& r, std::string_view field) {
 Result<Offer> decode_offer(Reader& r) {
   Offer m;
   MPOTR_TRY(m.roster_digest, named(r.array<32>(), "roster_digest"));
+  MPOTR_TRY(m.attempt, named(r.u32(), "attempt"));
   MPOTR_TRY(ByteView nick, named(r.vec8(kMaxNickLen), "nick"));
   if (nick.empty()) {
     return make_error(ErrorCode::DecodeBadValue, "nick: empty");
@@ -225,8 +226,8 @@ Result<Decoded> decode(ByteView payload) {
 }
 
 Bytes encode(const Offer& m) {
-  Writer w = header(MessageType::Offer, 2 + 32 + 1 + m.nick.size() + 32 + 3 * crypto::kPointLen);
-  w.bytes(view(m.roster_digest)).vec8(as_bytes(m.nick)).bytes(view(m.nonce));
+  Writer w = header(MessageType::Offer, 2 + 32 + 4 + 1 + m.nick.size() + 32 + 3 * crypto::kPointLen);
+  w.bytes(view(m.roster_digest)).u32(m.attempt).vec8(as_bytes(m.nick)).bytes(view(m.nonce));
   w.bytes(view(m.identity_key)).bytes(view(m.dh_key)).bytes(view(m.signing_key));
   return std::move(w).take();
 }

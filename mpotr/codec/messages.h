@@ -40,6 +40,7 @@ using Signature = crypto::Signature;
 
 // struct {
 //   opaque roster_digest[32];  /* SHA-256 over the roster the sender sees (§5.1) */
+//   uint32 attempt;            /* attempt number for that roster: members converge on the highest */
 //   opaque nick<1..64>;        /* u8 length */
 //   opaque nonce[32];
 //   opaque identity_key[65];   /* long-term key A */
@@ -48,6 +49,7 @@ using Signature = crypto::Signature;
 // } Offer;
 struct Offer {
   Hash32 roster_digest{};
+  std::uint32_t attempt = 0;
   std::string nick;
   Hash32 nonce{};
   Point identity_key{};

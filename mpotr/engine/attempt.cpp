@@ -42,9 +42,11 @@ Error repeated(const Bytes& stored, ByteView payload, std::string_view what) {
 
 }  // namespace
 
-Result<Attempt> Attempt::start(const Context& ctx, std::vector<Member> roster, TimeMs now, Rng& rng, Output& out) {
+Result<Attempt> Attempt::start(const Context& ctx, std::vector<Member> roster, std::uint32_t number, TimeMs now,
+                               Rng& rng, Output& out) {
   Attempt a;
   a.m_roster = std::move(roster);
+  a.m_number = number;
   const int self = index_of(a.m_roster, ctx.config.self_nick);
   if (self < 0) {
     return make_error(ErrorCode::InvalidArgument, "roster does not contain our own nick");
@@ -61,6 +63,7 @@ Result<Attempt> Attempt::start(const Context& ctx, std::vector<Member> roster, T
 
   codec::Offer offer;
   offer.roster_digest = a.m_roster_digest;
+  offer.attempt = number;
   offer.nick = ctx.config.self_nick;
   offer.nonce = rng.array<32>();
   offer.identity_key = ctx.identity.public_key().point();
@@ -122,6 +125,9 @@ Result<Output> Attempt::on_offer(const Context& ctx, const codec::Offer& offer, 
   }
   const auto idx = static_cast<std::uint8_t>(found);
   Peer& peer = m_peers[idx];
+  if (offer.attempt != m_number || offer.roster_digest != m_roster_digest) {
+    return make_error(ErrorCode::RosterMismatch, "offer made for another attempt or roster");
+  }
   if (peer.offer) {
     if (std::equal(peer.offer_bytes.begin(), peer.offer_bytes.end(), payload.begin(), payload.end())) {
       // Our own offer reflected by the room, or a plain duplicate.
@@ -471,6 +477,7 @@ SessionMaterial Attempt::take_material() {
 
 void Attempt::summarize(crypto::Sha256& h) const {
   h.update("attempt").update_u8(static_cast<std::uint8_t>(m_phase)).update(view(m_roster_digest)).update(view(m_sid));
+  h.update_u32(m_number);
   for (const auto& p : m_peers) {
     h.update_u8(p.offer ? 1 : 0)
         .update_u32(static_cast<std::uint32_t>(p.key_share_bytes.size()))

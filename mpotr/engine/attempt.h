@@ -36,10 +36,12 @@ class Attempt {
  public:
   // Generates fresh ephemeral keys, secret and nonce, and returns the attempt with our Offer
   // in `out`. `roster` is sorted by nick and contains ourselves.
-  static Result<Attempt> start(const Context& ctx, std::vector<Member> roster, TimeMs now, Rng& rng, Output& out);
+  static Result<Attempt> start(const Context& ctx, std::vector<Member> roster, std::uint32_t number, TimeMs now, Rng& rng,
+                               Output& out);
 
   SetupPhase phase() const noexcept { return m_phase; }
   const Hash32& roster_digest() const noexcept { return m_roster_digest; }
+  std::uint32_t number() const noexcept { return m_number; }
   const std::vector<Member>& roster() const noexcept { return m_roster; }
   std::optional<Hash32> session_id() const;
   TimeMs deadline() const noexcept { return m_deadline; }
@@ -85,6 +87,7 @@ class Attempt {
   SetupPhase m_phase = SetupPhase::Offers;
   std::vector<Member> m_roster;
   std::uint8_t m_self = 0;
+  std::uint32_t m_number = 0;
   Hash32 m_roster_digest{};
   TimeMs m_deadline = 0;
   std::vector<Peer> m_peers;  // indexed like m_roster, including ourselves

@@ -26,6 +26,7 @@ constexpr std::size_t kMaxRememberedOwn = 256;    // our recent broadcasts, to r
 
 struct PendingOffer {
   Hash32 roster_digest{};
+  std::uint32_t attempt = 0;
   Bytes payload;
 };
 }  // namespace
@@ -38,6 +39,7 @@ struct Engine::State {
   const TrustStore* trust = nullptr;
 
   std::vector<Member> roster;  // sorted by nick
+  std::uint32_t attempt_number = 0;  // of the latest attempt for this roster (kept after it ends)
   std::optional<Attempt> attempt;
   std::optional<Session> active;
   std::deque<Session> closing;
@@ -160,22 +162,49 @@ struct Engine::State {
     return out;
   }
 
+  Hash32 current_roster_digest() const {
+    std::vector<std::string> nicks;
+    for (const auto& m : roster) {
+      nicks.push_back(m.nick);
+    }
+    return ks::roster_digest(config.room, nicks);
+  }
+
+  // The highest attempt number among buffered offers for the current roster: a member that saw
+  // this roster before us may already have restarted on it.
+  std::uint32_t pending_attempt_number() const {
+    const Hash32 digest = current_roster_digest();
+    std::uint32_t highest = 0;
+    for (const auto& [nick, offers] : pending_offers) {
+      for (const auto& p : offers) {
+        if (p.roster_digest == digest) {
+          highest = std::max(highest, p.attempt);
+        }
+      }
+    }
+    return highest;
+  }
+
   // A new attempt for the current roster, seeded with the offers that were waiting for it.
-  Result<Output> start_attempt(TimeMs now, Rng& rng, const std::optional<std::pair<codec::Offer, Bytes>>& seed) {
+  Result<Output> start_attempt(std::uint32_t number, TimeMs now, Rng& rng,
+                               const std::optional<std::pair<codec::Offer, Bytes>>& seed) {
     Output out;
     attempt.reset();
+    attempt_number = number;
     if (roster.size() < 2 || leaving) {
       return out;
     }
-    MPOTR_TRY(Attempt a, Attempt::start(ctx(), roster, now, rng, out));
+    MPOTR_TRY(Attempt a, Attempt::start(ctx(), roster, number, now, rng, out));
     remember_nonce(*a.offer_nonce(config.self_nick));
     attempt = std::move(a);
     std::vector<std::pair<std::string, Bytes>> waiting;
     for (auto& [nick, offers] : pending_offers) {
       for (auto it = offers.begin(); it != offers.end();) {
         if (it->roster_digest == attempt->roster_digest()) {
-          waiting.emplace_back(nick, std::move(it->payload));
-          it = offers.erase(it);
+          if (it->attempt == number) {
+            waiting.emplace_back(nick, std::move(it->payload));
+          }
+          it = offers.erase(it);  // lower numbers belong to abandoned attempts
         } else {
           ++it;
         }
@@ -291,7 +320,7 @@ Result<Output> Engine::set_roster(const std::vector<Member>& members, TimeMs now
   State next = st;
   next.roster = std::move(sorted);
   MPOTR_TRY(Output out, next.close_active("membership changed", now, rng));
-  MPOTR_TRY(Output started, next.start_attempt(now, rng, std::nullopt));
+  MPOTR_TRY(Output started, next.start_attempt(next.pending_attempt_number(), now, rng, std::nullopt));
   out.merge(std::move(started));
   next.collect_finished(out);
   *m_state = std::move(next);
@@ -309,7 +338,7 @@ Result<Output> Engine::restart(TimeMs now, Rng& rng) {
   }
   State next = st;
   MPOTR_TRY(Output out, next.close_active("restarting the session", now, rng));
-  MPOTR_TRY(Output started, next.start_attempt(now, rng, std::nullopt));
+  MPOTR_TRY(Output started, next.start_attempt(st.attempt_number + 1, now, rng, std::nullopt));
   out.merge(std::move(started));
   *m_state = std::move(next);
   m_state->finish(out);
@@ -323,10 +352,6 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   if (offer.nick != from) {
     return make_error(ErrorCode::NickMismatch, "offer names '" + offer.nick + "' but came from '" + std::string(from) + "'");
   }
-  if (detail::index_of(roster, from) < 0 && !leaving) {
-    // Someone we don't see in the room yet (presence may lag the message): keep it for later.
-  }
-  const bool running = attempt && attempt->phase() != SetupPhase::Done && attempt->phase() != SetupPhase::Failed;
   const auto held_nonce = attempt ? attempt->offer_nonce(from) : std::nullopt;
   if (from == config.self_nick) {
     if (attempt && held_nonce && *held_nonce == offer.nonce) {
@@ -346,19 +371,13 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   if (leaving) {
     return make_error(ErrorCode::UnexpectedMessage, "offer while we are leaving");
   }
-  const Hash32 current = attempt ? attempt->roster_digest() : Hash32{};
-  std::vector<std::string> nicks;
-  for (const auto& m : roster) {
-    nicks.push_back(m.nick);
-  }
-  const Hash32 roster_now = ks::roster_digest(config.room, nicks);
-  if (offer.roster_digest != roster_now) {
+  if (offer.roster_digest != current_roster_digest()) {
     // Made for a membership we have not seen yet: keep it (bounded) until our roster catches up.
     auto& queue = pending_offers[std::string(from)];
     if (queue.size() >= kMaxPendingOffersPerSender) {
       queue.pop_front();
     }
-    queue.push_back(PendingOffer{offer.roster_digest, Bytes(payload.begin(), payload.end())});
+    queue.push_back(PendingOffer{offer.roster_digest, offer.attempt, Bytes(payload.begin(), payload.end())});
     if (pending_offers.size() > 2 * kMaxMembers) {
       pending_offers.erase(pending_offers.begin());
     }
@@ -367,21 +386,32 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   if (detail::index_of(roster, from) < 0) {
     return make_error(ErrorCode::NotAMember, "'" + std::string(from) + "' is not in our roster");
   }
-  if (running && current == roster_now && !held_nonce) {
-    MPOTR_TRY(Output out, attempt->on_offer(ctx(), offer, payload, from, rng));
+  if (offer.attempt < attempt_number) {
+    // Normal when members restart concurrently; an exact replay was caught by the nonce memory.
+    return make_error(ErrorCode::UnexpectedMessage, "stale offer from abandoned attempt " + std::to_string(offer.attempt) +
+                                                        " (we are at " + std::to_string(attempt_number) + ")");
+  }
+  if (offer.attempt > attempt_number) {
+    // That member started over (after a failure or timeout): every member moves to the highest
+    // attempt number it sees, so concurrent restarts converge instead of chasing each other.
+    Output out;
+    MPOTR_TRY(Output closed, close_active("'" + std::string(from) + "' restarted the session", now, rng));
+    out.merge(std::move(closed));
+    MPOTR_TRY(Output started,
+              start_attempt(offer.attempt, now, rng, std::make_pair(offer, Bytes(payload.begin(), payload.end()))));
+    out.merge(std::move(started));
     remember_nonce(offer.nonce);
-    MPOTR_TRY(Output established, maybe_establish());
-    out.merge(std::move(established));
     return out;
   }
-  // A fresh offer for our current roster while we hold an older one from that member, have
-  // failed, or are already established: that member started over, so do we (fresh keys).
-  Output out;
-  MPOTR_TRY(Output closed, close_active("'" + std::string(from) + "' restarted the session", now, rng));
-  out.merge(std::move(closed));
-  MPOTR_TRY(Output started, start_attempt(now, rng, std::make_pair(offer, Bytes(payload.begin(), payload.end()))));
-  out.merge(std::move(started));
+  const bool running = attempt && attempt->phase() != SetupPhase::Done && attempt->phase() != SetupPhase::Failed;
+  if (!running) {
+    return make_error(ErrorCode::UnexpectedMessage, "offer for attempt " + std::to_string(offer.attempt) +
+                                                        ", which has already ended; a restart is needed");
+  }
+  MPOTR_TRY(Output out, attempt->on_offer(ctx(), offer, payload, from, rng));
   remember_nonce(offer.nonce);
+  MPOTR_TRY(Output established, maybe_establish());
+  out.merge(std::move(established));
   return out;
 }
 
@@ -562,6 +592,7 @@ Fingerprint Engine::fingerprint() const { return m_state->identity.fingerprint()
 
 void Engine::State::summarize(crypto::Sha256& h) const {
   h.update_u8(leaving ? 1 : 0).update_u8(left ? 1 : 0).update_u32(static_cast<std::uint32_t>(roster.size()));
+  h.update_u32(attempt_number);
   for (const auto& m : roster) {
     h.update(m.nick).update_u8(0).update(m.jid).update_u8(0);
   }

@@ -47,6 +47,7 @@ Hash32 session_id(std::string_view room, const std::vector<codec::Offer>& offers
   crypto::Sha256 h;
   h.update(kLabelSessionId);
   update_vec8(h, room);
+  h.update_u32(offers_in_order.empty() ? 0 : offers_in_order.front().attempt);
   h.update_u8(static_cast<std::uint8_t>(offers_in_order.size()));
   for (const auto& o : offers_in_order) {
     update_vec8(h, o.nick);

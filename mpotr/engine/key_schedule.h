@@ -34,7 +34,7 @@ inline constexpr std::string_view kLabelTranscript = "mpotr-v1 transcript";
 // SHA-256(label ‖ vec8(room) ‖ u8 n ‖ vec8(nick_0) ‖ … ) over nicks in canonical order.
 Hash32 roster_digest(std::string_view room, const std::vector<std::string>& sorted_nicks);
 
-// SHA-256(label ‖ vec8(room) ‖ u8 n ‖ for each member: vec8(nick) ‖ nonce ‖ A ‖ E ‖ S).
+// SHA-256(label ‖ vec8(room) ‖ u32 attempt ‖ u8 n ‖ for each member: vec8(nick) ‖ nonce ‖ A ‖ E ‖ S).
 Hash32 session_id(std::string_view room, const std::vector<codec::Offer>& offers_in_order);
 
 codec::SessionTag session_tag(const Hash32& sid);

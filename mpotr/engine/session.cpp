@@ -114,6 +114,17 @@ std::vector<std::uint32_t> Session::ack_counts() const {
   return counts;
 }
 
+// Entries of others we have not yet acknowledged in an entry of our own.
+bool Session::has_unacknowledged() const {
+  const std::vector<std::uint32_t> counts = ack_counts();
+  for (std::size_t m = 0; m < counts.size(); ++m) {
+    if (m != m_self && counts[m] != m_last_acked[m]) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // --- sending ---------------------------------------------------------------------------------
 
 Result<Output> Session::send_text(std::string_view text, TimeMs now, Rng& rng) {
@@ -682,12 +693,14 @@ Result<Output> Session::on_timer(TimeMs now, Rng& rng, const std::vector<Member>
       lost.seq_end = last_missing;
       out.events.push_back(std::move(lost));
     }
+    // Skip past the hole, even when nothing is held beyond it (the lost entries were the
+    // last ones): our transcript then visibly lacks them, and shutdown can still complete.
+    for (std::uint32_t seq = p.delivered + 1; seq <= last_missing; ++seq) {
+      p.ids.emplace_back(std::nullopt);
+      p.chains.emplace_back(std::nullopt);
+    }
+    p.delivered = std::max(p.delivered, last_missing);
     if (!p.held.empty()) {
-      for (std::uint32_t s = p.delivered + 1; s <= last_missing; ++s) {
-        p.ids.emplace_back(std::nullopt);
-        p.chains.emplace_back(std::nullopt);
-      }
-      p.delivered = last_missing;
       while (!p.held.empty() && p.held.begin()->first == p.delivered + 1) {
         Held h = std::move(p.held.begin()->second);
         p.held.erase(p.held.begin());
@@ -720,7 +733,7 @@ Result<Output> Session::on_timer(TimeMs now, Rng& rng, const std::vector<Member>
     }
     if (next.m_heartbeat_due && *next.m_heartbeat_due <= now) {
       next.m_heartbeat_due.reset();
-      if (next.ack_counts() != next.m_last_acked) {
+      if (next.has_unacknowledged()) {
         MPOTR_TRY(Output hb, next.send_entry(codec::MessageType::Heartbeat, {}, now, rng));
         out.merge(std::move(hb));
       }

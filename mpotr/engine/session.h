@@ -99,6 +99,7 @@ class Session {
   Result<Bytes> encrypt_entry(codec::Data& msg, std::string_view text, Rng& rng);
   Result<Output> send_entry(codec::MessageType type, std::string_view text, TimeMs now, Rng& rng);
   std::vector<std::uint32_t> ack_counts() const;
+  bool has_unacknowledged() const;
   std::optional<Hash32> chain_at(std::size_t member, std::uint32_t count) const;
   void deliver(std::uint8_t j, const Held& entry, bool late, TimeMs now, Output& out);
   void check_view(const PendingView& v, Output& out, bool first_time, TimeMs now);
