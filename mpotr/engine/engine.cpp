@@ -394,13 +394,16 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   if (offer.attempt > attempt_number) {
     // That member started over (after a failure or timeout): every member moves to the highest
     // attempt number it sees, so concurrent restarts converge instead of chasing each other.
+    // This touches the session and the attempt: work on a copy, commit on success.
+    State next = *this;
     Output out;
-    MPOTR_TRY(Output closed, close_active("'" + std::string(from) + "' restarted the session", now, rng));
+    MPOTR_TRY(Output closed, next.close_active("'" + std::string(from) + "' restarted the session", now, rng));
     out.merge(std::move(closed));
-    MPOTR_TRY(Output started,
-              start_attempt(offer.attempt, now, rng, std::make_pair(offer, Bytes(payload.begin(), payload.end()))));
+    MPOTR_TRY(Output started, next.start_attempt(offer.attempt, now, rng,
+                                                 std::make_pair(offer, Bytes(payload.begin(), payload.end()))));
     out.merge(std::move(started));
-    remember_nonce(offer.nonce);
+    next.remember_nonce(offer.nonce);
+    *this = std::move(next);
     return out;
   }
   const bool running = attempt && attempt->phase() != SetupPhase::Done && attempt->phase() != SetupPhase::Failed;
@@ -490,12 +493,9 @@ Result<Output> Engine::receive(std::string_view from_nick, ByteView payload, Tim
   MPOTR_TRY(codec::Decoded decoded, codec::decode(payload));
   Result<Output> r = Output{};
   if (const auto* offer = std::get_if<codec::Offer>(&decoded.message)) {
-    // Offer handling may restart the attempt or close the session: run it on a copy.
-    State next = st;
-    r = next.on_offer(*offer, payload, from_nick, now, rng);
+    r = st.on_offer(*offer, payload, from_nick, now, rng);
     if (r.ok()) {
-      next.collect_finished(*r);
-      *m_state = std::move(next);
+      st.collect_finished(*r);
     }
   } else if (std::holds_alternative<codec::KeyShare>(decoded.message) ||
              std::holds_alternative<codec::Attest>(decoded.message)) {
