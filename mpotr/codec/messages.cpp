@@ -59,7 +59,10 @@ Result<KeyShare> decode_key_share(Reader& r) {
   MPOTR_TRY(m.sender, named(r.u8(), "sender"));
   MPOTR_TRY(m.elgamal_r, read_point(r, "elgamal_r"));
   MPOTR_TRY(std::uint8_t count, named(r.u8(), "count"));
-  if (count == 0 || count >= kMaxMembers) {
+  if (count == 0) {
+    return make_error(ErrorCode::DecodeBadValue, "count: no shares");
+  }
+  if (count >= kMaxMembers) {
     return make_error(ErrorCode::DecodeOversize, "count: " + std::to_string(count) + " shares");
   }
   m.shares.resize(count);
@@ -89,7 +92,10 @@ Result<Data> decode_data(Reader& r, MessageType type) {
     return make_error(ErrorCode::DecodeBadValue, "seq: 0");
   }
   MPOTR_TRY(std::uint8_t count, named(r.u8(), "ack_count"));
-  if (count == 0 || count >= kMaxMembers) {
+  if (count == 0) {
+    return make_error(ErrorCode::DecodeBadValue, "ack_count: no acknowledgements");
+  }
+  if (count >= kMaxMembers) {
     return make_error(ErrorCode::DecodeOversize, "ack_count: " + std::to_string(count));
   }
   m.acks.resize(count);

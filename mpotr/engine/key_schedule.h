@@ -35,6 +35,8 @@ inline constexpr std::string_view kLabelTranscript = "mpotr-v1 transcript";
 Hash32 roster_digest(std::string_view room, const std::vector<std::string>& sorted_nicks);
 
 // SHA-256(label ‖ vec8(room) ‖ u32 attempt ‖ u8 n ‖ for each member: vec8(nick) ‖ nonce ‖ A ‖ E ‖ S).
+// Every offer of one attempt carries the same attempt number (Attempt::on_offer enforces it),
+// so the first offer's number is the attempt's.
 Hash32 session_id(std::string_view room, const std::vector<codec::Offer>& offers_in_order);
 
 codec::SessionTag session_tag(const Hash32& sid);

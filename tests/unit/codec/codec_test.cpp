@@ -149,7 +149,7 @@ TEST_CASE("field bounds are enforced", "[codec]") {
   SECTION("key share entry count") {
     KeyShare ks;
     ks.elgamal_r = point(1);
-    REQUIRE(decode_error(encode(ks)) == ErrorCode::DecodeOversize);  // zero entries
+    REQUIRE(decode_error(encode(ks)) == ErrorCode::DecodeBadValue);  // zero entries
     ks.shares.resize(kMaxMembers);
     REQUIRE(decode_error(encode(ks)) == ErrorCode::DecodeOversize);
     ks.shares.resize(kMaxMembers - 1);
@@ -170,7 +170,7 @@ TEST_CASE("field bounds are enforced", "[codec]") {
     REQUIRE(decode_error(encode(m)) == ErrorCode::DecodeOversize);
     m = sample_data();
     m.acks.clear();
-    REQUIRE(decode_error(encode(m)) == ErrorCode::DecodeOversize);
+    REQUIRE(decode_error(encode(m)) == ErrorCode::DecodeBadValue);
   }
   SECTION("whole message size") {
     Bytes huge(kMaxWireMessageLen + 1, 0);
