@@ -39,6 +39,7 @@ struct Engine::State {
   const TrustStore* trust = nullptr;
 
   std::vector<Member> roster;  // sorted by nick
+  Hash32 roster_digest{};      // of `roster`, as offers carry it
   std::uint32_t attempt_number = 0;  // of the latest attempt for this roster (kept after it ends)
   std::optional<Attempt> attempt;
   std::optional<Session> active;
@@ -80,6 +81,11 @@ struct Engine::State {
   // after the attempt or session that sent it is gone.
   void finish(Output& out) {
     for (const auto& b : out.broadcasts) {
+      // Chat entries are recognised by their session (by message id) without a second hash.
+      const auto type = codec::peek_type(view(b));
+      if (type.ok() && (*type == codec::MessageType::Data || *type == codec::MessageType::Heartbeat)) {
+        continue;
+      }
       own_sent.push_back(crypto::sha256(view(b)));
       if (own_sent.size() > kMaxRememberedOwn) {
         own_sent.pop_front();
@@ -162,18 +168,19 @@ struct Engine::State {
     return out;
   }
 
-  Hash32 current_roster_digest() const {
+  void set_roster(std::vector<Member> sorted) {
+    roster = std::move(sorted);
     std::vector<std::string> nicks;
     for (const auto& m : roster) {
       nicks.push_back(m.nick);
     }
-    return ks::roster_digest(config.room, nicks);
+    roster_digest = ks::roster_digest(config.room, nicks);
   }
 
   // The highest attempt number among buffered offers for the current roster: a member that saw
   // this roster before us may already have restarted on it.
   std::uint32_t pending_attempt_number() const {
-    const Hash32 digest = current_roster_digest();
+    const Hash32& digest = roster_digest;
     std::uint32_t highest = 0;
     for (const auto& [nick, offers] : pending_offers) {
       for (const auto& p : offers) {
@@ -318,7 +325,7 @@ Result<Output> Engine::set_roster(const std::vector<Member>& members, TimeMs now
     return Output{};
   }
   State next = st;
-  next.roster = std::move(sorted);
+  next.set_roster(std::move(sorted));
   MPOTR_TRY(Output out, next.close_active("membership changed", now, rng));
   MPOTR_TRY(Output started, next.start_attempt(next.pending_attempt_number(), now, rng, std::nullopt));
   out.merge(std::move(started));
@@ -371,7 +378,7 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   if (leaving) {
     return make_error(ErrorCode::UnexpectedMessage, "offer while we are leaving");
   }
-  if (offer.roster_digest != current_roster_digest()) {
+  if (offer.roster_digest != roster_digest) {
     // Made for a membership we have not seen yet: keep it (bounded) until our roster catches up.
     auto& queue = pending_offers[std::string(from)];
     if (queue.size() >= kMaxPendingOffersPerSender) {
