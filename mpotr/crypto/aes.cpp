@@ -9,23 +9,17 @@
 #include <memory>
 
 #include "mpotr/crypto/crypto.h"
+#include "mpotr/crypto/ossl_ptr.h"
 
 namespace mpotr::crypto {
 
 namespace {
 
-template <auto Fn>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Fn(p);
-  }
-};
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<::EVP_CIPHER_CTX_free>>;
+using namespace ossl;  // NOLINT(google-build-using-namespace): the RAII aliases
 
 // Fetched once rather than looked up implicitly on every init (see sha256_md in hash.cpp).
 const EVP_CIPHER* aes128_ctr_cipher() noexcept {
-  static const std::unique_ptr<EVP_CIPHER, Deleter<::EVP_CIPHER_free>> s_cipher(
+  static const CipherPtr s_cipher(
       ::EVP_CIPHER_fetch(nullptr, "AES-128-CTR", nullptr));
   return s_cipher ? s_cipher.get() : ::EVP_aes_128_ctr();
 }

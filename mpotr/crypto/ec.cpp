@@ -19,30 +19,10 @@
 #include <string_view>
 
 #include "mpotr/crypto/crypto.h"
+#include "mpotr/crypto/ossl_ptr.h"
 
 namespace mpotr::crypto {
 
-namespace ossl {
-
-template <auto Fn>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Fn(p);
-  }
-};
-
-using BnCtxPtr = std::unique_ptr<BN_CTX, Deleter<::BN_CTX_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<::BN_free>>;
-using SecretBnPtr = std::unique_ptr<BIGNUM, Deleter<::BN_clear_free>>;  // zeroized on free
-using PointPtr = std::unique_ptr<EC_POINT, Deleter<::EC_POINT_free>>;
-using SecretPointPtr = std::unique_ptr<EC_POINT, Deleter<::EC_POINT_clear_free>>;
-using EcKeyPtr = std::unique_ptr<EC_KEY, Deleter<::EC_KEY_free>>;
-using EcGroupPtr = std::unique_ptr<EC_GROUP, Deleter<::EC_GROUP_free>>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<::ECDSA_SIG_free>>;
-using MontCtxPtr = std::unique_ptr<BN_MONT_CTX, Deleter<::BN_MONT_CTX_free>>;
-
-}  // namespace ossl
 
 using namespace ossl;  // NOLINT(google-build-using-namespace): this file's RAII aliases
 

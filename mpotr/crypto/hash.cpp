@@ -11,26 +11,20 @@
 #include <new>
 
 #include "mpotr/crypto/crypto.h"
+#include "mpotr/crypto/ossl_ptr.h"
 
 namespace mpotr::crypto {
 
 namespace {
 
-template <auto Fn>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Fn(p);
-  }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<::EVP_MD_CTX_free>>;
+using namespace ossl;  // NOLINT(google-build-using-namespace): the RAII aliases
 
 constexpr std::size_t kBlockLen = 64;  // SHA-256 block size, the HMAC key width
 
 // Fetched once: an explicit fetch avoids the implicit provider lookup EVP_sha256() costs on
 // every EVP_DigestInit_ex in OpenSSL 3.
 const EVP_MD* sha256_md() noexcept {
-  static const std::unique_ptr<EVP_MD, Deleter<::EVP_MD_free>> s_md(::EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
+  static const MdPtr s_md(::EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
   return s_md ? s_md.get() : ::EVP_sha256();
 }
 
