@@ -543,7 +543,7 @@ Result<Json> generate_key_schedule() {
   }
   doc["group_secret"] = group_cases;
 
-  // setup_transcript_hash over the real encoded offers and (signed) key shares.
+  // setup_transcript_hash over the real encoded offers and the signed parts of key shares.
   std::vector<Bytes> offer_bytes;
   std::vector<Bytes> share_bytes;
   for (std::size_t i = 0; i < n; ++i) {
@@ -551,7 +551,7 @@ Result<Json> generate_key_schedule() {
     const Bytes signed_part = codec::encode_signed_part(shares[i]);
     DeterministicRng sign_rng(kKeyScheduleSeed + 10 + i);
     MPOTR_TRY(shares[i].signature, members[i].signing.sign_digest(ks::signed_digest(sid, view(signed_part)), sign_rng));
-    share_bytes.push_back(codec::encode(shares[i]));
+    share_bytes.push_back(signed_part);
   }
   const Hash32 th = ks::setup_transcript_hash(offer_bytes, share_bytes);
   Json th_cases = Json::array();
@@ -1248,7 +1248,7 @@ Result<Json> derive_session(const Conversation& conv, std::vector<Party>& partie
       offer_bytes[i] = b.payload;
     } else if (type == codec::MessageType::KeyShare) {
       MPOTR_TRY(shares[i], decode_as<codec::KeyShare>(b.payload));
-      share_bytes[i] = b.payload;
+      share_bytes[i] = codec::encode_signed_part(shares[i]);  // the transcript covers signed parts
     } else if (type == codec::MessageType::Attest) {
       MPOTR_TRY(attests[i], decode_as<codec::Attest>(b.payload));
     }

@@ -33,8 +33,8 @@ Error unexpected(std::string_view what, SetupPhase phase) {
 
 // A repeated message is a harmless duplicate when identical, proof of equivocation otherwise
 // (callers check the signature first, so "otherwise" really is the sender's doing).
-Error repeated(const Bytes& stored, ByteView payload, std::string_view what) {
-  if (std::equal(stored.begin(), stored.end(), payload.begin(), payload.end())) {
+Error repeated(const Bytes& stored_signed, ByteView signed_part, std::string_view what) {
+  if (std::equal(stored_signed.begin(), stored_signed.end(), signed_part.begin(), signed_part.end())) {
     return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
   }
   return make_error(ErrorCode::Equivocation, "two different " + std::string(what) + " messages from one member");
@@ -101,17 +101,6 @@ std::optional<Hash32> Attempt::offer_nonce(std::string_view nick) const {
     return std::nullopt;
   }
   return m_peers[static_cast<std::size_t>(idx)].offer->nonce;
-}
-
-Result<std::uint8_t> Attempt::sender_index(std::string_view from_nick, std::uint8_t claimed) const {
-  if (claimed >= m_roster.size()) {
-    return make_error(ErrorCode::NotAMember, "sender index " + std::to_string(claimed) + " outside the roster");
-  }
-  if (m_roster[claimed].nick != from_nick) {
-    return make_error(ErrorCode::NickMismatch, "message claims member '" + m_roster[claimed].nick + "' but came from '" +
-                                                   std::string(from_nick) + "'");
-  }
-  return claimed;
 }
 
 // --- round 1 -------------------------------------------------------------------------------
@@ -221,33 +210,32 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
   MPOTR_TRY(msg.signature, m_signing->sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
 
   Peer& me = m_peers[m_self];
-  me.key_share_bytes = codec::encode(msg);
+  me.key_share_signed = signed_part;
   me.secret = m_secret;
   m_phase = SetupPhase::KeyShares;
 
   Output out;
-  out.broadcasts.push_back(me.key_share_bytes);
+  out.broadcasts.push_back(codec::encode(msg));
   out.merge(replay_early(ctx, rng));
   return out;
 }
 
 Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& msg, ByteView payload,
                                      std::size_t signed_len, std::string_view from_nick, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, sender_index(from_nick, msg.sender));
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
   Peer& peer = m_peers[j];
   if (m_phase == SetupPhase::Offers) {
     // Sent by a member that already has every offer; keep it until we do too.
-    if (!peer.early_key_share.empty()) {
-      return repeated(peer.early_key_share, payload, "key share");
-    }
-    peer.early_key_share.assign(payload.begin(), payload.end());
+    MPOTR_CHECK(buffer_early(peer, peer.early_key_shares, payload, signed_len, msg.session_id, msg.signature,
+                             "key share"));
     return Output{};
   }
   if (msg.session_id != m_sid) {
     return make_error(ErrorCode::SessionIdMismatch, "key share for another session id");
   }
+  const ByteView signed_part = payload.first(signed_len);
   if (j == m_self) {
-    if (std::equal(peer.key_share_bytes.begin(), peer.key_share_bytes.end(), payload.begin(), payload.end())) {
+    if (std::equal(peer.key_share_signed.begin(), peer.key_share_signed.end(), signed_part.begin(), signed_part.end())) {
       return Output{};  // our own, reflected
     }
     return make_error(ErrorCode::NickMismatch, "a key share in our name that we did not send");
@@ -260,8 +248,8 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
   if (!peer.signing_key->verify_digest(digest, view(msg.signature))) {
     return make_error(ErrorCode::BadSignature, "key share signature does not verify");
   }
-  if (!peer.key_share_bytes.empty()) {
-    return repeated(peer.key_share_bytes, payload, "key share");
+  if (!peer.key_share_signed.empty()) {
+    return repeated(peer.key_share_signed, signed_part, "key share");
   }
   if (m_phase != SetupPhase::KeyShares) {
     return unexpected("key share", m_phase);
@@ -280,15 +268,16 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
     secret.data()[b] = static_cast<std::uint8_t>(share.secret_ct[b] ^ pad.data()[b]);
   }
 
-  const auto missing = std::count_if(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.key_share_bytes.empty(); });
+  const auto missing =
+      std::count_if(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.key_share_signed.empty(); });
   if (missing > 1) {
-    peer.key_share_bytes.assign(payload.begin(), payload.end());
+    peer.key_share_signed.assign(signed_part.begin(), signed_part.end());
     peer.secret = std::move(secret);
     return Output{};
   }
   // The last key share: derive the group key on a copy and commit only if that succeeds.
   Attempt next = *this;
-  next.m_peers[j].key_share_bytes.assign(payload.begin(), payload.end());
+  next.m_peers[j].key_share_signed.assign(signed_part.begin(), signed_part.end());
   next.m_peers[j].secret = std::move(secret);
   MPOTR_TRY(Output out, next.send_attest(rng));
   *this = std::move(next);
@@ -303,7 +292,7 @@ Result<Output> Attempt::send_attest(Rng& rng) {
   std::vector<SecretBytes> secrets;
   for (const auto& p : m_peers) {
     offers.push_back(p.offer_bytes);
-    shares.push_back(p.key_share_bytes);
+    shares.push_back(p.key_share_signed);
     secrets.push_back(p.secret);
   }
   SecretBytes group = ks::group_secret(m_sid, secrets);
@@ -321,29 +310,27 @@ Result<Output> Attempt::send_attest(Rng& rng) {
   m_group_secret = std::move(group);
   m_transcript_hash = th;
   m_key_confirm = kc;
-  m_peers[m_self].attest_bytes = codec::encode(msg);
+  m_peers[m_self].attest_signed = signed_part;
   m_phase = SetupPhase::Attests;
   Output out;
-  out.broadcasts.push_back(m_peers[m_self].attest_bytes);
+  out.broadcasts.push_back(codec::encode(msg));
   return out;
 }
 
 Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, ByteView payload,
                                   std::size_t signed_len, std::string_view from_nick, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, sender_index(from_nick, msg.sender));
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
   Peer& peer = m_peers[j];
   if (m_phase == SetupPhase::Offers || m_phase == SetupPhase::KeyShares) {
-    if (!peer.early_attest.empty()) {
-      return repeated(peer.early_attest, payload, "attest");
-    }
-    peer.early_attest.assign(payload.begin(), payload.end());
+    MPOTR_CHECK(buffer_early(peer, peer.early_attests, payload, signed_len, msg.session_id, msg.signature, "attest"));
     return Output{};
   }
   if (msg.session_id != m_sid) {
     return make_error(ErrorCode::SessionIdMismatch, "attest for another session id");
   }
+  const ByteView signed_part = payload.first(signed_len);
   if (j == m_self) {
-    if (std::equal(peer.attest_bytes.begin(), peer.attest_bytes.end(), payload.begin(), payload.end())) {
+    if (std::equal(peer.attest_signed.begin(), peer.attest_signed.end(), signed_part.begin(), signed_part.end())) {
       return Output{};
     }
     return make_error(ErrorCode::NickMismatch, "an attest in our name that we did not send");
@@ -352,8 +339,8 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
   if (!peer.signing_key->verify_digest(digest, view(msg.signature))) {
     return make_error(ErrorCode::BadSignature, "attest signature does not verify");
   }
-  if (!peer.attest_bytes.empty()) {
-    return repeated(peer.attest_bytes, payload, "attest");
+  if (!peer.attest_signed.empty()) {
+    return repeated(peer.attest_signed, signed_part, "attest");
   }
   if (m_phase != SetupPhase::Attests) {
     return unexpected("attest", m_phase);
@@ -369,16 +356,18 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
   }
   if (disagreement) {
     m_phase = SetupPhase::Failed;
+    forget_secrets();
     Event failed = make_event(EventKind::SetupFailed, m_roster[j].nick);
     failed.code = *disagreement;
     failed.detail = *disagreement == ErrorCode::TranscriptMismatch
                         ? "'" + m_roster[j].nick + "' saw a different setup transcript"
-                        : "'" + m_roster[j].nick + "' derived a different group key (inconsistent secrets)";
+                        : "'" + m_roster[j].nick + "' derived a different group key: some member sent "
+                          "inconsistent secrets (which one cannot be told)";
     out.events.push_back(std::move(failed));
     return out;
   }
-  peer.attest_bytes.assign(payload.begin(), payload.end());
-  const bool complete = std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) { return !p.attest_bytes.empty(); });
+  peer.attest_signed.assign(signed_part.begin(), signed_part.end());
+  const bool complete = std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) { return !p.attest_signed.empty(); });
   if (complete) {
     m_phase = SetupPhase::Done;
   }
@@ -387,40 +376,64 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
   return out;
 }
 
+// Keeps a setup message that arrived before its phase. If the sender's offer (with its signing
+// key) is already here the signature is checked at once, so a forgery cannot take the place of
+// the genuine message; otherwise a few candidates are kept and sorted out when the phase comes.
+Result<void> Attempt::buffer_early(Peer& peer, std::vector<Bytes>& early, ByteView payload, std::size_t signed_len,
+                                   const Hash32& claimed_sid, const codec::Signature& sig, std::string_view what) {
+  if (peer.signing_key &&
+      !peer.signing_key->verify_digest(ks::signed_digest(claimed_sid, payload.first(signed_len)), view(sig))) {
+    return make_error(ErrorCode::BadSignature, std::string(what) + " signature does not verify");
+  }
+  for (const Bytes& kept : early) {
+    const ByteView kept_signed = ByteView(kept).first(std::min(kept.size(), signed_len));
+    if (kept.size() == payload.size() && std::equal(kept_signed.begin(), kept_signed.end(), payload.begin())) {
+      return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
+    }
+  }
+  if (early.size() >= kMaxEarlyPerSender) {
+    return make_error(ErrorCode::LimitExceeded, "too many early " + std::string(what) + " messages from one member");
+  }
+  early.emplace_back(payload.begin(), payload.end());
+  return {};
+}
+
 // Feeds messages that arrived before their phase. Their errors are reported, not returned:
 // the call that triggered the replay has itself succeeded.
 Output Attempt::replay_early(const Context& ctx, Rng& rng) {
   Output out;
   for (std::size_t j = 0; j < m_peers.size(); ++j) {
-    Bytes* early = nullptr;
-    if (m_phase == SetupPhase::KeyShares && !m_peers[j].early_key_share.empty()) {
-      early = &m_peers[j].early_key_share;
-    } else if (m_phase == SetupPhase::Attests && !m_peers[j].early_attest.empty()) {
-      early = &m_peers[j].early_attest;
+    std::vector<Bytes>* early = nullptr;
+    if (m_phase == SetupPhase::KeyShares) {
+      early = &m_peers[j].early_key_shares;
+    } else if (m_phase == SetupPhase::Attests) {
+      early = &m_peers[j].early_attests;
     }
-    if (early == nullptr) {
+    if (early == nullptr || early->empty()) {
       continue;
     }
-    const Bytes payload = std::move(*early);
+    const std::vector<Bytes> payloads = std::move(*early);
     early->clear();
-    const std::string& nick = m_roster[j].nick;
-    auto decoded = codec::decode(view(payload));
-    Result<Output> r = decoded.ok() ? Result<Output>(Output{}) : Result<Output>(decoded.error());
-    if (decoded.ok()) {
-      if (const auto* ks_msg = std::get_if<codec::KeyShare>(&decoded->message)) {
-        r = on_key_share(ctx, *ks_msg, view(payload), decoded->signed_len, nick, rng);
-      } else if (const auto* at = std::get_if<codec::Attest>(&decoded->message)) {
-        r = on_attest(ctx, *at, view(payload), decoded->signed_len, nick, rng);
+    const std::string nick = m_roster[j].nick;
+    for (const Bytes& payload : payloads) {
+      auto decoded = codec::decode(view(payload));
+      Result<Output> r = decoded.ok() ? Result<Output>(Output{}) : Result<Output>(decoded.error());
+      if (decoded.ok()) {
+        if (const auto* ks_msg = std::get_if<codec::KeyShare>(&decoded->message)) {
+          r = on_key_share(ctx, *ks_msg, view(payload), decoded->signed_len, nick, rng);
+        } else if (const auto* at = std::get_if<codec::Attest>(&decoded->message)) {
+          r = on_attest(ctx, *at, view(payload), decoded->signed_len, nick, rng);
+        }
       }
-    }
-    if (r.ok()) {
-      out.merge(std::move(r).value());
-    } else {
-      m_last_rejection = nick + ": " + r.error().detail;
-      out.events.push_back(rejected_event(r.error(), nick));
-    }
-    if (m_phase == SetupPhase::Done || m_phase == SetupPhase::Failed) {
-      break;
+      if (r.ok()) {
+        out.merge(std::move(r).value());
+      } else {
+        m_last_rejection = nick + ": " + r.error().detail;
+        out.events.push_back(rejected_event(r.error(), nick));
+      }
+      if (m_phase == SetupPhase::Done || m_phase == SetupPhase::Failed) {
+        return out;
+      }
     }
   }
   return out;
@@ -436,8 +449,8 @@ Output Attempt::on_timer(TimeMs now) {
   for (std::size_t j = 0; j < m_peers.size(); ++j) {
     const Peer& p = m_peers[j];
     const bool missing = (m_phase == SetupPhase::Offers && !p.offer) ||
-                         (m_phase == SetupPhase::KeyShares && p.key_share_bytes.empty()) ||
-                         (m_phase == SetupPhase::Attests && p.attest_bytes.empty());
+                         (m_phase == SetupPhase::KeyShares && p.key_share_signed.empty()) ||
+                         (m_phase == SetupPhase::Attests && p.attest_signed.empty());
     if (missing) {
       timeout.nicks.push_back(m_roster[j].nick);
     }
@@ -447,8 +460,23 @@ Output Attempt::on_timer(TimeMs now) {
     timeout.detail += "; last rejected: " + m_last_rejection;
   }
   m_phase = SetupPhase::Failed;
+  forget_secrets();
   out.events.push_back(std::move(timeout));
   return out;
+}
+
+// A failed attempt never becomes a session: its ephemeral secrets have no further use.
+void Attempt::forget_secrets() {
+  m_dh.reset();
+  m_elgamal_r.reset();
+  m_signing.reset();
+  m_secret.clear();
+  m_group_secret.clear();
+  for (auto& p : m_peers) {
+    p.secret.clear();
+    p.mac_in.clear();
+    p.mac_out.clear();
+  }
 }
 
 SessionMaterial Attempt::take_material() {
@@ -480,10 +508,10 @@ void Attempt::summarize(crypto::Sha256& h) const {
   h.update_u32(m_number);
   for (const auto& p : m_peers) {
     h.update_u8(p.offer ? 1 : 0)
-        .update_u32(static_cast<std::uint32_t>(p.key_share_bytes.size()))
-        .update_u32(static_cast<std::uint32_t>(p.attest_bytes.size()))
-        .update_u32(static_cast<std::uint32_t>(p.early_key_share.size()))
-        .update_u32(static_cast<std::uint32_t>(p.early_attest.size()));
+        .update_u32(static_cast<std::uint32_t>(p.key_share_signed.size()))
+        .update_u32(static_cast<std::uint32_t>(p.attest_signed.size()))
+        .update_u32(static_cast<std::uint32_t>(p.early_key_shares.size()))
+        .update_u32(static_cast<std::uint32_t>(p.early_attests.size()));
   }
 }
 

@@ -72,17 +72,21 @@ class Attempt {
     Fingerprint fingerprint;
     SecretBytes mac_in;   // key of the MAC this peer sends us
     SecretBytes mac_out;  // key of the MAC we send this peer
-    Bytes key_share_bytes;
+    // Messages are identified by their signed part: ECDSA signatures are malleable ((r, n−s)
+    // verifies too), so the signature bytes must not decide "same" or "different".
+    Bytes key_share_signed;
     SecretBytes secret;   // the peer's group-key contribution
-    Bytes attest_bytes;
-    Bytes early_key_share, early_attest;  // arrived before we reached that phase
+    Bytes attest_signed;
+    std::vector<Bytes> early_key_shares, early_attests;  // arrived before their phase (bounded)
   };
 
   Attempt() = default;
   Result<Output> send_key_share(const Context& ctx, Rng& rng);
   Result<Output> send_attest(Rng& rng);
   Output replay_early(const Context& ctx, Rng& rng);
-  Result<std::uint8_t> sender_index(std::string_view from_nick, std::uint8_t claimed) const;
+  Result<void> buffer_early(Peer& peer, std::vector<Bytes>& early, ByteView payload, std::size_t signed_len,
+                            const Hash32& claimed_sid, const codec::Signature& sig, std::string_view what);
+  void forget_secrets();
 
   SetupPhase m_phase = SetupPhase::Offers;
   std::vector<Member> m_roster;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -184,7 +185,7 @@ struct Engine::State {
     std::uint32_t highest = 0;
     for (const auto& [nick, offers] : pending_offers) {
       for (const auto& p : offers) {
-        if (p.roster_digest == digest) {
+        if (p.roster_digest == digest && p.attempt <= kMaxAttemptJump) {
           highest = std::max(highest, p.attempt);
         }
       }
@@ -300,6 +301,9 @@ Result<Output> Engine::set_roster(const std::vector<Member>& members, TimeMs now
   if (st.leaving) {
     return make_error(ErrorCode::InvalidState, "leaving: the roster no longer matters");
   }
+  if (st.config.room.empty() || st.config.room.size() > kMaxRoomLen) {
+    return make_error(ErrorCode::InvalidArgument, "room address must have 1.." + std::to_string(kMaxRoomLen) + " bytes");
+  }
   if (members.size() > kMaxMembers) {
     return make_error(ErrorCode::InvalidArgument, "at most " + std::to_string(kMaxMembers) + " members");
   }
@@ -329,6 +333,10 @@ Result<Output> Engine::set_roster(const std::vector<Member>& members, TimeMs now
   MPOTR_TRY(Output out, next.close_active("membership changed", now, rng));
   MPOTR_TRY(Output started, next.start_attempt(next.pending_attempt_number(), now, rng, std::nullopt));
   out.merge(std::move(started));
+  for (auto& s : next.closing) {
+    MPOTR_TRY(Output departed, s.on_roster(next.roster, now, rng));
+    out.merge(std::move(departed));
+  }
   next.collect_finished(out);
   *m_state = std::move(next);
   m_state->finish(out);
@@ -342,6 +350,9 @@ Result<Output> Engine::restart(TimeMs now, Rng& rng) {
   }
   if (st.roster.size() < 2) {
     return make_error(ErrorCode::InvalidState, "no roster to set up a session with");
+  }
+  if (st.attempt_number == std::numeric_limits<std::uint32_t>::max()) {
+    return make_error(ErrorCode::LimitExceeded, "attempt numbers exhausted for this roster");
   }
   State next = st;
   MPOTR_TRY(Output out, next.close_active("restarting the session", now, rng));
@@ -397,6 +408,13 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
     // Normal when members restart concurrently; an exact replay was caught by the nonce memory.
     return make_error(ErrorCode::UnexpectedMessage, "stale offer from abandoned attempt " + std::to_string(offer.attempt) +
                                                         " (we are at " + std::to_string(attempt_number) + ")");
+  }
+  if (offer.attempt - attempt_number > kMaxAttemptJump) {
+    // An honest member is at most a few restarts ahead; a huge number would only let a forger
+    // push everyone towards wrapping the counter.
+    return make_error(ErrorCode::UnexpectedMessage, "offer's attempt number " + std::to_string(offer.attempt) +
+                                                        " is too far ahead of ours (" +
+                                                        std::to_string(attempt_number) + ")");
   }
   if (offer.attempt > attempt_number) {
     // That member started over (after a failure or timeout): every member moves to the highest

@@ -67,6 +67,17 @@ int index_of(const std::vector<Member>& roster, std::string_view nick) {
   return static_cast<int>(it - roster.begin());
 }
 
+Result<std::uint8_t> check_sender(const std::vector<Member>& roster, std::string_view from_nick, std::uint8_t claimed) {
+  if (claimed >= roster.size()) {
+    return make_error(ErrorCode::NotAMember, "sender index " + std::to_string(claimed) + " outside the roster");
+  }
+  if (roster[claimed].nick != from_nick) {
+    return make_error(ErrorCode::NickMismatch, "message claims member '" + roster[claimed].nick + "' but came from '" +
+                                                   std::string(from_nick) + "'");
+  }
+  return claimed;
+}
+
 Event make_event(EventKind kind, std::string nick) {
   Event e;
   e.kind = kind;

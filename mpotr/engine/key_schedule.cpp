@@ -118,10 +118,10 @@ SecretBytes group_secret(const Hash32& sid, const std::vector<SecretBytes>& secr
   return secret;
 }
 
-Hash32 setup_transcript_hash(const std::vector<Bytes>& offers_in_order, const std::vector<Bytes>& key_shares_in_order) {
+Hash32 setup_transcript_hash(const std::vector<Bytes>& offers_in_order, const std::vector<Bytes>& key_share_signed_parts_in_order) {
   crypto::Sha256 h;
   h.update(kLabelSetupTranscript);
-  for (const auto* list : {&offers_in_order, &key_shares_in_order}) {
+  for (const auto* list : {&offers_in_order, &key_share_signed_parts_in_order}) {
     for (const auto& m : *list) {
       h.update_u32(static_cast<std::uint32_t>(m.size())).update(view(m));
     }

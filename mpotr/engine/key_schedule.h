@@ -67,8 +67,11 @@ Result<SecretBytes> elgamal_pad(const Hash32& sid, std::uint8_t from, std::uint8
 // SHA-256(label ‖ sid ‖ x_0 ‖ … ‖ x_{n−1}), secrets in roster order.
 SecretBytes group_secret(const Hash32& sid, const std::vector<SecretBytes>& secrets_in_order);
 
-// SHA-256(label ‖ for each member: u32 len ‖ offer) ‖ (for each member: u32 len ‖ key share)).
-Hash32 setup_transcript_hash(const std::vector<Bytes>& offers_in_order, const std::vector<Bytes>& key_shares_in_order);
+// SHA-256(label ‖ for each member: u32 len ‖ offer ‖ for each member: u32 len ‖ key share's
+// signed part). Signed parts, not whole key shares: ECDSA signatures are malleable, and the
+// transcript must not depend on which of two valid signatures the server delivered.
+Hash32 setup_transcript_hash(const std::vector<Bytes>& offers_in_order,
+                             const std::vector<Bytes>& key_share_signed_parts_in_order);
 
 // HMAC(HKDF-Expand(group secret, "mpotr-v1 confirm", 32), label ‖ transcript hash).
 Result<Hash32> key_confirm(const SecretBytes& group_secret, const Hash32& transcript_hash);

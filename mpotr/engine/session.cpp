@@ -22,8 +22,9 @@ constexpr std::size_t kMaxOwnPending = 1024;  // own messages awaiting confirmat
 
 bool same_bytes(const Bytes& a, ByteView b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
 
-Error repeated(const Bytes& stored, ByteView payload, std::string_view what) {
-  if (same_bytes(stored, payload)) {
+// Compared by signed part: a second valid signature over the same bytes is the same message.
+Error repeated(const Bytes& stored_signed, ByteView signed_part, std::string_view what) {
+  if (same_bytes(stored_signed, signed_part)) {
     return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
   }
   return make_error(ErrorCode::Equivocation, "two different " + std::string(what) + " messages from one member");
@@ -70,17 +71,6 @@ SessionInfo Session::info() const {
   return info;
 }
 
-Result<std::uint8_t> Session::sender_index(std::string_view from_nick, std::uint8_t claimed) const {
-  if (claimed >= m_roster.size()) {
-    return make_error(ErrorCode::NotAMember, "sender index " + std::to_string(claimed) + " outside the roster");
-  }
-  if (m_roster[claimed].nick != from_nick) {
-    return make_error(ErrorCode::NickMismatch, "message claims member '" + m_roster[claimed].nick + "' but came from '" +
-                                                   std::string(from_nick) + "'");
-  }
-  return claimed;
-}
-
 Result<void> Session::check_signed(const Peer& peer, ByteView payload, std::size_t signed_len,
                                    const codec::Signature& sig, Hash32* digest_out) const {
   if (peer.revealed) {
@@ -94,6 +84,25 @@ Result<void> Session::check_signed(const Peer& peer, ByteView payload, std::size
     *digest_out = digest;
   }
   return {};
+}
+
+// What a signed Shutdown or Digest from member j passes before it is looked at: our own
+// reflection (true: nothing more to do), a forgery in our name, the signature, a repeat of the
+// copy we already hold (`have`, signed part `stored`).
+Result<bool> Session::screen_signed(std::uint8_t j, const Bytes& stored, bool have, ByteView payload,
+                                    std::size_t signed_len, const codec::Signature& sig, std::string_view what) const {
+  const ByteView signed_part = payload.first(signed_len);
+  if (j == m_self) {
+    if (same_bytes(stored, signed_part)) {
+      return true;
+    }
+    return make_error(ErrorCode::NickMismatch, "a " + std::string(what) + " in our name that we did not send");
+  }
+  MPOTR_CHECK(check_signed(m_peers[j], payload, signed_len, sig, nullptr));
+  if (have) {
+    return repeated(stored, signed_part, what);
+  }
+  return false;
 }
 
 std::optional<Hash32> Session::chain_at(std::size_t member, std::uint32_t count) const {
@@ -198,7 +207,7 @@ Result<Output> Session::send_entry(codec::MessageType type, std::string_view tex
 Result<Output> Session::on_data(const codec::Data& msg, ByteView payload, std::size_t signed_len,
                                 std::string_view from_nick, TimeMs now, Rng& rng) {
   (void)rng;
-  MPOTR_TRY(const std::uint8_t j, sender_index(from_nick, msg.sender));
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
   Peer& peer = m_peers[j];
   if (j == m_self) {
     const Hash32 id = ks::signed_digest(m_sid, payload.first(signed_len));
@@ -445,7 +454,7 @@ Result<Output> Session::begin_shutdown(std::string_view reason, TimeMs now, Rng&
   Session next = *this;
   Peer& me = next.m_peers[m_self];
   me.final_count = msg.final_count;
-  me.shutdown_bytes = codec::encode(msg);
+  me.shutdown_signed = signed_part;
   next.m_phase = SessionPhase::Closing;
   next.m_heartbeat_due.reset();
   next.m_shutdown_deadline = now + m_timeouts.shutdown;
@@ -454,7 +463,7 @@ Result<Output> Session::begin_shutdown(std::string_view reason, TimeMs now, Rng&
   closing.session_id = m_sid;
   closing.detail = std::string(reason);
   out.events.push_back(std::move(closing));
-  out.broadcasts.push_back(me.shutdown_bytes);
+  out.broadcasts.push_back(codec::encode(msg));
   MPOTR_TRY(Output more, next.progress(now, rng));
   out.merge(std::move(more));
   *this = std::move(next);
@@ -463,18 +472,14 @@ Result<Output> Session::begin_shutdown(std::string_view reason, TimeMs now, Rng&
 
 Result<Output> Session::on_shutdown(const codec::Shutdown& msg, ByteView payload, std::size_t signed_len,
                                     std::string_view from_nick, TimeMs now, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, sender_index(from_nick, msg.sender));
-  Peer& peer = m_peers[j];
-  if (j == m_self) {
-    if (same_bytes(peer.shutdown_bytes, payload)) {
-      return Output{};
-    }
-    return make_error(ErrorCode::NickMismatch, "a shutdown in our name that we did not send");
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
+  const Peer& peer = m_peers[j];
+  MPOTR_TRY(const bool own_echo, screen_signed(j, peer.shutdown_signed, peer.final_count.has_value(), payload,
+                                               signed_len, msg.signature, "shutdown"));
+  if (own_echo) {
+    return Output{};
   }
-  MPOTR_CHECK(check_signed(peer, payload, signed_len, msg.signature, nullptr));
-  if (peer.final_count) {
-    return repeated(peer.shutdown_bytes, payload, "shutdown");
-  }
+  const ByteView signed_part = payload.first(signed_len);
   const std::uint32_t have = std::max(peer.delivered, peer.held.empty() ? 0u : peer.held.rbegin()->first);
   if (msg.final_count < have) {
     return make_error(ErrorCode::Equivocation, "shutdown claims " + std::to_string(msg.final_count) +
@@ -483,7 +488,7 @@ Result<Output> Session::on_shutdown(const codec::Shutdown& msg, ByteView payload
   Session next = *this;
   Peer& np = next.m_peers[j];
   np.final_count = msg.final_count;
-  np.shutdown_bytes.assign(payload.begin(), payload.end());
+  np.shutdown_signed.assign(signed_part.begin(), signed_part.end());
   np.expected = std::max(np.expected, msg.final_count);
   Output out;
   if (np.delivered < msg.final_count && !np.gap_deadline) {
@@ -507,24 +512,20 @@ Result<Output> Session::on_shutdown(const codec::Shutdown& msg, ByteView payload
 
 Result<Output> Session::on_digest(const codec::Digest& msg, ByteView payload, std::size_t signed_len,
                                   std::string_view from_nick, TimeMs now, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, sender_index(from_nick, msg.sender));
-  Peer& peer = m_peers[j];
-  if (j == m_self) {
-    if (same_bytes(peer.digest_bytes, payload)) {
-      return Output{};
-    }
-    return make_error(ErrorCode::NickMismatch, "a digest in our name that we did not send");
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
+  const Peer& peer = m_peers[j];
+  MPOTR_TRY(const bool own_echo, screen_signed(j, peer.digest_signed, peer.digest.has_value(), payload, signed_len,
+                                               msg.signature, "digest"));
+  if (own_echo) {
+    return Output{};
   }
-  MPOTR_CHECK(check_signed(peer, payload, signed_len, msg.signature, nullptr));
-  if (peer.digest) {
-    return repeated(peer.digest_bytes, payload, "digest");
-  }
+  const ByteView signed_part = payload.first(signed_len);
   if (m_phase == SessionPhase::Active) {
     return make_error(ErrorCode::UnexpectedMessage, "digest before any shutdown");
   }
   Session next = *this;
   next.m_peers[j].digest = msg.transcript_digest;
-  next.m_peers[j].digest_bytes.assign(payload.begin(), payload.end());
+  next.m_peers[j].digest_signed.assign(signed_part.begin(), signed_part.end());
   MPOTR_TRY(Output out, next.progress(now, rng));
   *this = std::move(next);
   return out;
@@ -532,7 +533,7 @@ Result<Output> Session::on_digest(const codec::Digest& msg, ByteView payload, st
 
 Result<Output> Session::on_key_reveal(const codec::KeyReveal& msg, ByteView payload, std::string_view from_nick,
                                       TimeMs now, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, sender_index(from_nick, msg.sender));
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
   Peer& peer = m_peers[j];
   if (j == m_self) {
     if (same_bytes(peer.reveal_bytes, payload)) {
@@ -541,7 +542,7 @@ Result<Output> Session::on_key_reveal(const codec::KeyReveal& msg, ByteView payl
     return make_error(ErrorCode::NickMismatch, "a key reveal in our name that we did not send");
   }
   if (peer.revealed) {
-    return repeated(peer.reveal_bytes, payload, "key reveal");
+    return repeated(peer.reveal_bytes, payload, "key reveal");  // unsigned: the bytes are the message
   }
   auto key = crypto::PrivateKey::from_scalar(view(msg.private_key));
   if (!key.ok() || !(key->public_key() == peer.signing_key)) {
@@ -585,8 +586,8 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
     const Bytes signed_part = codec::encode_signed_part(msg);
     MPOTR_TRY(msg.signature, m_signing_key.sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
     m_peers[m_self].digest = msg.transcript_digest;
-    m_peers[m_self].digest_bytes = codec::encode(msg);
-    out.broadcasts.push_back(m_peers[m_self].digest_bytes);
+    m_peers[m_self].digest_signed = signed_part;
+    out.broadcasts.push_back(codec::encode(msg));
     m_phase = SessionPhase::Digested;
   }
   if (m_phase == SessionPhase::Digested) {
@@ -760,19 +761,16 @@ Result<Output> Session::on_timer(TimeMs now, Rng& rng, const std::vector<Member>
     }
     if (next.m_phase == SessionPhase::Closing || next.m_phase == SessionPhase::Digested) {
       // Publishing while a silent member is still in the room would let the server forge our
-      // entries into a transcript that member has not closed yet; withhold the key then.
+      // entries into a transcript that member has not closed yet: wait until they are gone.
       if (!silent_present) {
         MPOTR_TRY(Output published, next.publish_key(rng));
         out.merge(std::move(published));
+        next.m_shutdown_deadline = now + m_timeouts.shutdown;
       } else {
-        Event ev = make_event(EventKind::SessionClosed);
-        ev.session_id = m_sid;
-        ev.detail = "signing key withheld: members still in the room did not finish the shutdown";
-        out.events.push_back(std::move(ev));
-        next.m_phase = SessionPhase::Closed;
+        next.m_awaiting_departure = true;
+        out.events.back().detail = "our signing key is withheld until they leave the room";
       }
-    }
-    if (next.m_phase == SessionPhase::Revealed) {
+    } else if (next.m_phase == SessionPhase::Revealed) {
       next.m_phase = SessionPhase::Closed;
       Event ev = make_event(EventKind::SessionClosed);
       ev.session_id = m_sid;
@@ -783,10 +781,33 @@ Result<Output> Session::on_timer(TimeMs now, Rng& rng, const std::vector<Member>
   return out;
 }
 
+bool Session::silent_member_present(const std::vector<Member>& present) const {
+  for (std::size_t m = 0; m < m_peers.size(); ++m) {
+    if (m != m_self && !m_peers[m].digest && index_of(present, m_roster[m].nick) >= 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<Output> Session::on_roster(const std::vector<Member>& present, TimeMs now, Rng& rng) {
+  if (!m_awaiting_departure || m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed ||
+      silent_member_present(present)) {
+    return Output{};
+  }
+  Session next = *this;
+  next.m_awaiting_departure = false;
+  MPOTR_TRY(Output out, next.publish_key(rng));
+  next.m_shutdown_deadline = now + m_timeouts.shutdown;
+  *this = std::move(next);
+  return out;
+}
+
 void Session::summarize(crypto::Sha256& h) const {
   h.update("session").update(view(m_sid)).update_u8(static_cast<std::uint8_t>(m_phase));
   h.update_u32(static_cast<std::uint32_t>(m_held_total)).update_u32(static_cast<std::uint32_t>(m_pending_views.size()));
   h.update_u32(static_cast<std::uint32_t>(m_own_pending.size())).update_u8(m_heartbeat_due ? 1 : 0);
+  h.update_u8(m_awaiting_departure ? 1 : 0);
   for (const auto& p : m_peers) {
     h.update_u32(p.delivered).update_u32(p.expected).update_u32(p.fully_confirmed);
     h.update(view(p.chains.back().value_or(Hash32{})));

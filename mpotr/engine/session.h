@@ -34,7 +34,9 @@ class Session {
   const std::vector<Member>& roster() const noexcept { return m_roster; }
   SessionInfo info() const;
   // Our key is published or withheld for good: a leaving member may go.
-  bool done_with_own_key() const noexcept { return m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed; }
+  bool done_with_own_key() const noexcept {
+    return m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed || m_awaiting_departure;
+  }
   bool finished() const noexcept { return m_phase == SessionPhase::Closed; }
 
   Result<Output> send_text(std::string_view text, TimeMs now, Rng& rng);
@@ -51,6 +53,9 @@ class Session {
   // present: nicks currently in the room (a silent member who left cannot be misled any more).
   Result<Output> on_timer(TimeMs now, Rng& rng, const std::vector<Member>& present);
   std::optional<TimeMs> next_deadline() const;
+  // After a shutdown timeout that withheld our key: publish it once every member that did not
+  // finish the shutdown has left the room.
+  Result<Output> on_roster(const std::vector<Member>& present, TimeMs now, Rng& rng);
 
   void summarize(crypto::Sha256& h) const;
 
@@ -73,9 +78,9 @@ class Session {
     std::vector<std::uint32_t> confirmed_by;    // per member: entries of this peer it confirmed
     std::uint32_t fully_confirmed = 0;
     std::optional<std::uint32_t> final_count;
-    Bytes shutdown_bytes;
+    Bytes shutdown_signed;  // signed parts: signatures are malleable, the statement is not
     std::optional<Hash32> digest;
-    Bytes digest_bytes;
+    Bytes digest_signed;
     bool mismatch_reported = false;
     bool revealed = false;
     Bytes reveal_bytes;
@@ -93,13 +98,14 @@ class Session {
   };
 
   Session() = default;
-  Result<std::uint8_t> sender_index(std::string_view from_nick, std::uint8_t claimed) const;
   Result<void> check_signed(const Peer& peer, ByteView payload, std::size_t signed_len, const codec::Signature& sig,
                             Hash32* digest_out) const;
   Result<Bytes> encrypt_entry(codec::Data& msg, std::string_view text, Rng& rng);
   Result<Output> send_entry(codec::MessageType type, std::string_view text, TimeMs now, Rng& rng);
   std::vector<std::uint32_t> ack_counts() const;
   bool has_unacknowledged() const;
+  Result<bool> screen_signed(std::uint8_t j, const Bytes& stored, bool have, ByteView payload, std::size_t signed_len,
+                             const codec::Signature& sig, std::string_view what) const;
   std::optional<Hash32> chain_at(std::size_t member, std::uint32_t count) const;
   void deliver(std::uint8_t j, const Held& entry, bool late, TimeMs now, Output& out);
   void check_view(const PendingView& v, Output& out, bool first_time, TimeMs now);
@@ -107,6 +113,7 @@ class Session {
   void confirm(std::size_t author, std::uint32_t count, std::size_t by, Output& out);
   Result<Output> progress(TimeMs now, Rng& rng);
   Result<Output> publish_key(Rng& rng);
+  bool silent_member_present(const std::vector<Member>& present) const;
   std::vector<std::string> nicks_where(bool (*pred)(const Peer&)) const;
 
   Hash32 m_sid{};
@@ -125,6 +132,7 @@ class Session {
   std::size_t m_held_total = 0;
   std::optional<TimeMs> m_shutdown_deadline;
   bool m_consistent = true;
+  bool m_awaiting_departure = false;  // key withheld while silent members are still present
 };
 
 }  // namespace mpotr::detail

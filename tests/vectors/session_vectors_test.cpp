@@ -299,7 +299,7 @@ Transcript parse_transcript() {
       CHECK(k->sender == i);
       CHECK(t.share_bytes[i].empty());
       t.shares[i] = *k;
-      t.share_bytes[i] = b.payload;
+      t.share_bytes[i] = Bytes(b.payload.begin(), b.payload.begin() + static_cast<std::ptrdiff_t>(d.signed_len));
     } else if (const auto* a = std::get_if<codec::Attest>(&d.message)) {
       CHECK(a->sender == i);
       t.attests[i] = *a;
