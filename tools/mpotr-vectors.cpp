@@ -708,6 +708,13 @@ Json digest_fields(const codec::Digest& m) {
               {"signature", hex(m.signature)}};
 }
 
+Json end_fields(const codec::End& m) {
+  return Json{{"session_tag", hex(m.session_tag)},
+              {"sender", m.sender},
+              {"digests_hash", hex(m.digests_hash)},
+              {"signature", hex(m.signature)}};
+}
+
 Json key_reveal_fields(const codec::KeyReveal& m) {
   return Json{{"session_tag", hex(m.session_tag)}, {"sender", m.sender}, {"private_key", hex(m.private_key)}};
 }
@@ -890,6 +897,17 @@ Result<Json> generate_messages() {
     dg.transcript_digest = rng.array<32>();
     MPOTR_TRY(Json c, signed_case<codec::Digest>("digest/sender-" + std::to_string(sender), "digest", dg, sid, signing,
                                                  sig_seed++, &digest_fields));
+    cases.push_back(std::move(c));
+  }
+
+  // end
+  for (std::uint8_t sender : {std::uint8_t{0}, std::uint8_t{5}}) {
+    codec::End en;
+    en.session_tag = tag;
+    en.sender = sender;
+    en.digests_hash = rng.array<32>();
+    MPOTR_TRY(Json c, signed_case<codec::End>("end/sender-" + std::to_string(sender), "end", en, sid, signing, sig_seed++,
+                                              &end_fields));
     cases.push_back(std::move(c));
   }
 
@@ -1346,6 +1364,11 @@ Result<Json> derive_session(const Conversation& conv, std::vector<Party>& partie
       final_counts[i] = sd->final_count;
     } else if (const auto* dg = std::get_if<codec::Digest>(&decoded.message)) {
       digests[i] = dg->transcript_digest;
+    } else if (const auto* en = std::get_if<codec::End>(&decoded.message)) {
+      // An End comes after every digest and binds all of them.
+      if (en->digests_hash != ks::end_digest(digests)) {
+        return failure("the end of " + b.from + " does not bind the digests sent");
+      }
     } else if (const auto* kr = std::get_if<codec::KeyReveal>(&decoded.message)) {
       if (!std::equal(kr->private_key.begin(), kr->private_key.end(), eph[i].signing.scalar().data())) {
         return failure(b.from + " revealed a key that is not its signing key");

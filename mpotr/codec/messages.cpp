@@ -130,6 +130,14 @@ Result<Digest> decode_digest(Reader& r) {
   return m;
 }
 
+Result<End> decode_end(Reader& r) {
+  End m;
+  MPOTR_TRY(m.session_tag, named(r.array<kSessionTagLen>(), "session_tag"));
+  MPOTR_TRY(m.sender, named(r.u8(), "sender"));
+  MPOTR_TRY(m.digests_hash, named(r.array<32>(), "digests_hash"));
+  return m;
+}
+
 Result<KeyReveal> decode_key_reveal(Reader& r) {
   KeyReveal m;
   MPOTR_TRY(m.session_tag, named(r.array<kSessionTagLen>(), "session_tag"));
@@ -184,6 +192,7 @@ Result<MessageType> peek_type(ByteView payload) {
     case MessageType::Heartbeat:
     case MessageType::Shutdown:
     case MessageType::Digest:
+    case MessageType::End:
     case MessageType::KeyReveal:
       return static_cast<MessageType>(type);
   }
@@ -221,6 +230,10 @@ Result<Decoded> decode(ByteView payload) {
     }
     case MessageType::Digest: {
       MPOTR_TRY(Digest m, decode_digest(r));
+      return finish_signed(r, std::move(m));
+    }
+    case MessageType::End: {
+      MPOTR_TRY(End m, decode_end(r));
       return finish_signed(r, std::move(m));
     }
     case MessageType::KeyReveal: {
@@ -271,11 +284,18 @@ Bytes encode_signed_part(const Digest& m) {
   return std::move(w).take();
 }
 
+Bytes encode_signed_part(const End& m) {
+  Writer w = header(MessageType::End, 2 + 8 + 1 + 32 + 64);
+  w.bytes(view(m.session_tag)).u8(m.sender).bytes(view(m.digests_hash));
+  return std::move(w).take();
+}
+
 Bytes encode(const KeyShare& m) { return with_signature(encode_signed_part(m), m.signature); }
 Bytes encode(const Attest& m) { return with_signature(encode_signed_part(m), m.signature); }
 Bytes encode(const Data& m) { return with_signature(encode_signed_part(m), m.signature); }
 Bytes encode(const Shutdown& m) { return with_signature(encode_signed_part(m), m.signature); }
 Bytes encode(const Digest& m) { return with_signature(encode_signed_part(m), m.signature); }
+Bytes encode(const End& m) { return with_signature(encode_signed_part(m), m.signature); }
 
 Bytes encode(const KeyReveal& m) {
   Writer w = header(MessageType::KeyReveal, 2 + 8 + 1 + 32);
@@ -292,6 +312,7 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::Heartbeat: return "heartbeat";
     case MessageType::Shutdown: return "shutdown";
     case MessageType::Digest: return "digest";
+    case MessageType::End: return "end";
     case MessageType::KeyReveal: return "key_reveal";
   }
   return "unknown";

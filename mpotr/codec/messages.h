@@ -29,8 +29,9 @@ enum class MessageType : std::uint8_t {
   Data = 0x10,       // chat message
   Heartbeat = 0x11,  // acknowledgement-only transcript entry
   Shutdown = 0x20,   // shutdown round 1: no more messages from me
-  Digest = 0x21,     // shutdown round 2: my final transcript digest ("end")
-  KeyReveal = 0x22,  // shutdown round 3: my ephemeral signing private key
+  Digest = 0x21,     // shutdown round 2: my final transcript digest
+  KeyReveal = 0x22,  // shutdown round 4: my ephemeral signing private key
+  End = 0x23,        // shutdown round 3: I hold every member's digest (the paper's "end")
 };
 
 inline constexpr std::size_t kSessionTagLen = 8;
@@ -132,6 +133,17 @@ struct Digest {
   Signature signature{};
 };
 
+// struct { opaque session_tag[8]; uint8 sender; opaque digests_hash[32]; opaque signature[64]; } End;
+// digests_hash binds the digests the sender compared (§7). Keys are published only after
+// every member's End: by then each member has compared against the genuine digests, so a
+// digest forged with a published key comes too late to deceive anyone.
+struct End {
+  SessionTag session_tag{};
+  std::uint8_t sender = 0;
+  Hash32 digests_hash{};
+  Signature signature{};
+};
+
 // struct { opaque session_tag[8]; uint8 sender; opaque signing_private_key[32]; } KeyReveal;
 // Not signed: the key proves itself (it must match the registered S).
 struct KeyReveal {
@@ -140,7 +152,7 @@ struct KeyReveal {
   Hash32 private_key{};
 };
 
-using Message = std::variant<Offer, KeyShare, Attest, Data, Shutdown, Digest, KeyReveal>;
+using Message = std::variant<Offer, KeyShare, Attest, Data, Shutdown, Digest, End, KeyReveal>;
 
 struct Decoded {
   Message message;
@@ -163,11 +175,13 @@ Bytes encode_signed_part(const Attest& m);
 Bytes encode_signed_part(const Data& m);
 Bytes encode_signed_part(const Shutdown& m);
 Bytes encode_signed_part(const Digest& m);
+Bytes encode_signed_part(const End& m);
 Bytes encode(const KeyShare& m);
 Bytes encode(const Attest& m);
 Bytes encode(const Data& m);
 Bytes encode(const Shutdown& m);
 Bytes encode(const Digest& m);
+Bytes encode(const End& m);
 Bytes encode(const KeyReveal& m);
 
 std::string_view to_string(MessageType type) noexcept;

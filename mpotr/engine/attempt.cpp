@@ -385,9 +385,13 @@ Result<void> Attempt::buffer_early(Peer& peer, std::vector<Bytes>& early, ByteVi
       !peer.signing_key->verify_digest(ks::signed_digest(claimed_sid, payload.first(signed_len)), view(sig))) {
     return make_error(ErrorCode::BadSignature, std::string(what) + " signature does not verify");
   }
+  // A verified copy is identified by its signed part; an unverifiable one only by all its
+  // bytes, or a forgery with a genuine signed part and a broken signature would shadow the
+  // genuine message.
+  const std::size_t compared = peer.signing_key ? signed_len : payload.size();
   for (const Bytes& kept : early) {
-    const ByteView kept_signed = ByteView(kept).first(std::min(kept.size(), signed_len));
-    if (kept.size() == payload.size() && std::equal(kept_signed.begin(), kept_signed.end(), payload.begin())) {
+    if (kept.size() == payload.size() && std::equal(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(compared),
+                                                    payload.begin())) {
       return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
     }
   }

@@ -22,6 +22,16 @@ using detail::SessionPhase;
 using detail::SetupPhase;
 
 namespace {
+
+// Every event about a session names it, so hosts can tell old-session traffic during a re-key.
+void stamp(Output& out, const Hash32& session_id) {
+  for (auto& e : out.events) {
+    if (e.session_id == Hash32{}) {
+      e.session_id = session_id;
+    }
+  }
+}
+
 constexpr std::size_t kMaxRetiredSessions = 16;  // closed sessions whose late traffic we recognise
 constexpr std::size_t kMaxRememberedOwn = 256;    // our recent broadcasts, to recognise the room's echo
 
@@ -276,6 +286,8 @@ struct Engine::State {
   Result<Output> on_setup_message(const codec::Decoded& decoded, ByteView payload, std::string_view from, Rng& rng);
   Result<Output> on_session_message(const codec::Decoded& decoded, ByteView payload, std::string_view from,
                                     TimeMs now, Rng& rng);
+  Result<Output> dispatch_to_session(Session& s, const codec::Decoded& decoded, ByteView payload,
+                                     std::string_view from, TimeMs now, Rng& rng);
   void summarize(crypto::Sha256& h) const;
 };
 
@@ -483,26 +495,36 @@ Result<Output> Engine::State::on_session_message(const codec::Decoded& decoded, 
       },
       decoded.message);
   Session* s = find_session(tag);
-  if (s == nullptr) {
-    for (const auto& t : retired) {
-      if (t == tag) {
-        return make_error(ErrorCode::Replay, "message of a closed session");
-      }
-    }
-    return make_error(ErrorCode::UnknownSession, "message for a session we are not part of");
+  if (s != nullptr) {
+    MPOTR_TRY(Output out, dispatch_to_session(*s, decoded, payload, from, now, rng));
+    stamp(out, s->id());
+    return out;
   }
+  for (const auto& t : retired) {
+    if (t == tag) {
+      return make_error(ErrorCode::Replay, "message of a closed session");
+    }
+  }
+  return make_error(ErrorCode::UnknownSession, "message for a session we are not part of");
+}
+
+Result<Output> Engine::State::dispatch_to_session(Session& s, const codec::Decoded& decoded, ByteView payload,
+                                                  std::string_view from, TimeMs now, Rng& rng) {
   const std::size_t n = decoded.signed_len;
   if (const auto* d = std::get_if<codec::Data>(&decoded.message)) {
-    return s->on_data(*d, payload, n, from, now, rng);
+    return s.on_data(*d, payload, n, from, now, rng);
   }
   if (const auto* sd = std::get_if<codec::Shutdown>(&decoded.message)) {
-    return s->on_shutdown(*sd, payload, n, from, now, rng);
+    return s.on_shutdown(*sd, payload, n, from, now, rng);
   }
   if (const auto* dg = std::get_if<codec::Digest>(&decoded.message)) {
-    return s->on_digest(*dg, payload, n, from, now, rng);
+    return s.on_digest(*dg, payload, n, from, now, rng);
+  }
+  if (const auto* en = std::get_if<codec::End>(&decoded.message)) {
+    return s.on_end(*en, payload, n, from, now, rng);
   }
   if (const auto* kr = std::get_if<codec::KeyReveal>(&decoded.message)) {
-    return s->on_key_reveal(*kr, payload, from, now, rng);
+    return s.on_key_reveal(*kr, payload, from, now, rng);
   }
   return make_error(ErrorCode::Internal, "unrouted message");
 }
@@ -546,6 +568,7 @@ Result<Output> Engine::send_text(std::string_view text, TimeMs now, Rng& rng) {
                                                       : "there is no secure session in this room");
   }
   MPOTR_TRY(Output out, st.active->send_text(text, now, rng));
+  stamp(out, st.active->id());
   st.finish(out);
   return out;
 }
@@ -573,10 +596,12 @@ Result<Output> Engine::tick(TimeMs now, Rng& rng) {
   }
   if (st.active) {
     MPOTR_TRY(Output t, st.active->on_timer(now, rng, st.roster));
+    stamp(t, st.active->id());
     out.merge(std::move(t));
   }
   for (auto& s : st.closing) {
     MPOTR_TRY(Output t, s.on_timer(now, rng, st.roster));
+    stamp(t, s.id());
     out.merge(std::move(t));
   }
   st.collect_finished(out);

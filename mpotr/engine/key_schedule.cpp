@@ -181,4 +181,13 @@ Hash32 transcript_digest(const std::vector<std::uint32_t>& counts, const std::ve
   return digest_of_counts(kLabelTranscript, counts, chains);
 }
 
+Hash32 end_digest(const std::vector<std::optional<Hash32>>& digests_in_order) {
+  crypto::Sha256 h;
+  h.update(kLabelEnd);
+  for (const auto& d : digests_in_order) {
+    h.update_u8(d ? 1 : 0).update(view(d.value_or(Hash32{})));
+  }
+  return h.finish();
+}
+
 }  // namespace mpotr::ks

@@ -30,6 +30,7 @@ inline constexpr std::string_view kLabelSigned = "mpotr-v1 signed";
 inline constexpr std::string_view kLabelChain = "mpotr-v1 chain";
 inline constexpr std::string_view kLabelView = "mpotr-v1 view";
 inline constexpr std::string_view kLabelTranscript = "mpotr-v1 transcript";
+inline constexpr std::string_view kLabelEnd = "mpotr-v1 end";
 
 // SHA-256(label ‖ vec8(room) ‖ u8 n ‖ vec8(nick_0) ‖ … ) over nicks in canonical order.
 Hash32 roster_digest(std::string_view room, const std::vector<std::string>& sorted_nicks);
@@ -97,5 +98,9 @@ Hash32 chain_next(const Hash32& previous, const Hash32& message_id);
 Hash32 view_digest(const std::vector<std::uint32_t>& counts, const std::vector<Hash32>& chains);
 // The same over final counts, with its own label: what Digest messages carry.
 Hash32 transcript_digest(const std::vector<std::uint32_t>& counts, const std::vector<Hash32>& chains);
+
+// What an End binds: SHA-256(label ‖ for each member: u8 present ‖ digest), present = 0 and a
+// zero digest for members excused from the shutdown (they left without a Digest).
+Hash32 end_digest(const std::vector<std::optional<Hash32>>& digests_in_order);
 
 }  // namespace mpotr::ks

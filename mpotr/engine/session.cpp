@@ -10,6 +10,7 @@ std::string_view to_string(SessionPhase phase) noexcept {
     case SessionPhase::Active: return "active";
     case SessionPhase::Closing: return "closing";
     case SessionPhase::Digested: return "digested";
+    case SessionPhase::Ended: return "ended";
     case SessionPhase::Revealed: return "revealed";
     case SessionPhase::Closed: return "closed";
   }
@@ -243,7 +244,7 @@ Result<Output> Session::on_data(const codec::Data& msg, ByteView payload, std::s
   if (peer.final_count && msg.seq > *peer.final_count) {
     return make_error(ErrorCode::UnexpectedMessage, "entry after its sender's shutdown");
   }
-  if (m_phase == SessionPhase::Digested || m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed) {
+  if (m_phase != SessionPhase::Active && m_phase != SessionPhase::Closing) {
     return make_error(ErrorCode::UnexpectedMessage, "entry after our transcript was closed");
   }
   const bool ahead = msg.seq > peer.delivered + 1;
@@ -568,7 +569,7 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
   Output out;
   if (m_phase == SessionPhase::Closing) {
     const bool closed = std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) {
-      return p.final_count && p.delivered == *p.final_count;
+      return p.final_count && p.delivered >= *p.final_count;
     });
     if (!closed) {
       return out;
@@ -593,24 +594,58 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
   if (m_phase == SessionPhase::Digested) {
     const Hash32& mine = *m_peers[m_self].digest;
     for (std::size_t m = 0; m < m_peers.size(); ++m) {
-      Peer& p = m_peers[m];
-      if (m != m_self && p.digest && !p.mismatch_reported && *p.digest != mine) {
-        p.mismatch_reported = true;
-        m_consistent = false;
-        Event ev = make_event(EventKind::TranscriptMismatch, m_roster[m].nick);
-        ev.session_id = m_sid;
-        ev.detail = "'" + m_roster[m].nick + "' ended the session with a different transcript";
-        out.events.push_back(std::move(ev));
+      const Peer& p = m_peers[m];
+      if (m != m_self && p.digest && *p.digest != mine) {
+        report_mismatch(m, "'" + m_roster[m].nick + "' ended the session with a different transcript", out);
       }
     }
-    const bool all = std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.digest.has_value(); });
+    const bool all =
+        std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.digest.has_value() || p.excused; });
     if (!all) {
       return out;
     }
     if (m_consistent) {
       Event ev = make_event(EventKind::TranscriptConsistent);
       ev.session_id = m_sid;
+      for (std::size_t m = 0; m < m_peers.size(); ++m) {
+        if (m_peers[m].excused && !m_peers[m].digest) {
+          ev.nicks.push_back(m_roster[m].nick);
+        }
+      }
+      if (!ev.nicks.empty()) {
+        ev.detail = "among the members still in the room; the others left before the check";
+      }
       out.events.push_back(std::move(ev));
+    }
+    // End: we hold (and have compared) every digest. Nobody publishes before every End, so a
+    // digest forged later with a published key reaches only members that already compared.
+    std::vector<std::optional<Hash32>> digests;
+    for (const auto& p : m_peers) {
+      digests.push_back(p.digest);
+    }
+    codec::End msg;
+    msg.session_tag = m_tag;
+    msg.sender = m_self;
+    msg.digests_hash = ks::end_digest(digests);
+    const Bytes signed_part = codec::encode_signed_part(msg);
+    MPOTR_TRY(msg.signature, m_signing_key.sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
+    m_peers[m_self].end_signed = signed_part;
+    m_peers[m_self].end_hash = msg.digests_hash;
+    out.broadcasts.push_back(codec::encode(msg));
+    m_phase = SessionPhase::Ended;
+  }
+  if (m_phase == SessionPhase::Ended) {
+    const Hash32& mine = *m_peers[m_self].end_hash;
+    for (std::size_t m = 0; m < m_peers.size(); ++m) {
+      const Peer& p = m_peers[m];
+      if (m != m_self && p.end_hash && *p.end_hash != mine) {
+        report_mismatch(m, "'" + m_roster[m].nick + "' compared other digests than we did", out);
+      }
+    }
+    const bool all =
+        std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) { return p.end_hash.has_value() || p.excused; });
+    if (!all) {
+      return out;
     }
     MPOTR_TRY(Output published, publish_key(rng));
     out.merge(std::move(published));
@@ -618,7 +653,7 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
   }
   if (m_phase == SessionPhase::Revealed) {
     const bool all = std::all_of(m_peers.begin(), m_peers.end(), [&](const Peer& p) {
-      return &p == &m_peers[m_self] || p.revealed;
+      return &p == &m_peers[m_self] || p.revealed || p.excused;
     });
     if (all) {
       m_phase = SessionPhase::Closed;
@@ -627,6 +662,40 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
       out.events.push_back(std::move(ev));
     }
   }
+  return out;
+}
+
+void Session::report_mismatch(std::size_t m, std::string detail, Output& out) {
+  Peer& p = m_peers[m];
+  m_consistent = false;
+  if (p.mismatch_reported) {
+    return;
+  }
+  p.mismatch_reported = true;
+  Event ev = make_event(EventKind::TranscriptMismatch, m_roster[m].nick);
+  ev.session_id = m_sid;
+  ev.detail = std::move(detail);
+  out.events.push_back(std::move(ev));
+}
+
+Result<Output> Session::on_end(const codec::End& msg, ByteView payload, std::size_t signed_len,
+                               std::string_view from_nick, TimeMs now, Rng& rng) {
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
+  const Peer& peer = m_peers[j];
+  MPOTR_TRY(const bool own_echo, screen_signed(j, peer.end_signed, peer.end_hash.has_value(), payload, signed_len,
+                                               msg.signature, "end"));
+  if (own_echo) {
+    return Output{};
+  }
+  if (m_phase == SessionPhase::Active) {
+    return make_error(ErrorCode::UnexpectedMessage, "end before any shutdown");
+  }
+  const ByteView signed_part = payload.first(signed_len);
+  Session next = *this;
+  next.m_peers[j].end_signed.assign(signed_part.begin(), signed_part.end());
+  next.m_peers[j].end_hash = msg.digests_hash;
+  MPOTR_TRY(Output out, next.progress(now, rng));
+  *this = std::move(next);
   return out;
 }
 
@@ -741,64 +810,96 @@ Result<Output> Session::on_timer(TimeMs now, Rng& rng, const std::vector<Member>
     }
   }
 
+  // A gap that timed out may have been all that kept our transcript from closing.
+  if (next.m_phase == SessionPhase::Closing) {
+    MPOTR_TRY(Output more, next.progress(now, rng));
+    out.merge(std::move(more));
+  }
+
   if (next.m_shutdown_deadline && *next.m_shutdown_deadline <= now && next.m_phase != SessionPhase::Closed) {
     next.m_shutdown_deadline.reset();
-    std::vector<std::string> silent;
-    bool silent_present = false;
-    for (std::size_t m = 0; m < next.m_peers.size(); ++m) {
-      const Peer& p = next.m_peers[m];
-      const bool stalled = next.m_phase == SessionPhase::Revealed ? !p.revealed : !p.digest;
-      if (m != m_self && stalled) {
-        silent.push_back(m_roster[m].nick);
-        silent_present = silent_present || index_of(present, m_roster[m].nick) >= 0;
+    if (next.m_phase == SessionPhase::Revealed) {
+      // Our key is out; peers whose keys never came change nothing for us.
+      std::vector<std::string> missing;
+      for (std::size_t m = 0; m < next.m_peers.size(); ++m) {
+        if (m != m_self && !next.m_peers[m].revealed && !next.m_peers[m].excused) {
+          missing.push_back(m_roster[m].nick);
+        }
       }
-    }
-    if (!silent.empty()) {
-      Event ev = make_event(EventKind::ShutdownIncomplete);
-      ev.session_id = m_sid;
-      ev.nicks = silent;
-      out.events.push_back(std::move(ev));
-    }
-    if (next.m_phase == SessionPhase::Closing || next.m_phase == SessionPhase::Digested) {
-      // Publishing while a silent member is still in the room would let the server forge our
-      // entries into a transcript that member has not closed yet: wait until they are gone.
-      if (!silent_present) {
-        MPOTR_TRY(Output published, next.publish_key(rng));
-        out.merge(std::move(published));
-        next.m_shutdown_deadline = now + m_timeouts.shutdown;
-      } else {
-        next.m_awaiting_departure = true;
-        out.events.back().detail = "our signing key is withheld until they leave the room";
+      if (!missing.empty()) {
+        Event ev = make_event(EventKind::ShutdownIncomplete);
+        ev.session_id = m_sid;
+        ev.nicks = std::move(missing);
+        out.events.push_back(std::move(ev));
       }
-    } else if (next.m_phase == SessionPhase::Revealed) {
       next.m_phase = SessionPhase::Closed;
       Event ev = make_event(EventKind::SessionClosed);
       ev.session_id = m_sid;
       out.events.push_back(std::move(ev));
+    } else {
+      MPOTR_TRY(Output resolved, next.resolve_stalled(present, now, rng));
+      out.merge(std::move(resolved));
     }
   }
   *this = std::move(next);
   return out;
 }
 
-bool Session::silent_member_present(const std::vector<Member>& present) const {
+// The shutdown deadline passed with members missing. A member that has left the room is
+// excused: its transcript is what we received of it, and it cannot be misled any more. While
+// a missing member is still in the room our key stays withheld: publishing it would let the
+// server forge our entries into a transcript that member has not closed. Our key is only ever
+// published from Digested, i.e. after our own Digest went out.
+Result<Output> Session::resolve_stalled(const std::vector<Member>& present, TimeMs now, Rng& rng) {
+  Output out;
+  const SessionPhase phase_before = m_phase;
+  std::vector<std::string> missing;
+  bool missing_present = false;
   for (std::size_t m = 0; m < m_peers.size(); ++m) {
-    if (m != m_self && !m_peers[m].digest && index_of(present, m_roster[m].nick) >= 0) {
-      return true;
+    Peer& p = m_peers[m];
+    const bool stalled = m_phase == SessionPhase::Closing    ? !p.final_count || p.delivered < *p.final_count
+                         : m_phase == SessionPhase::Digested ? !p.digest && !p.excused
+                                                             : !p.end_hash && !p.excused;
+    if (m == m_self || !stalled) {
+      continue;
+    }
+    missing.push_back(m_roster[m].nick);
+    if (index_of(present, m_roster[m].nick) >= 0) {
+      missing_present = true;
+      continue;
+    }
+    p.excused = true;
+    if (!p.final_count || *p.final_count > p.delivered) {
+      p.final_count = p.delivered;  // what we have of it is all there will be
     }
   }
-  return false;
+  MPOTR_TRY(Output more, progress(now, rng));
+  out.merge(std::move(more));
+  const bool published = m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed;
+  m_awaiting_departure = !published && missing_present;
+  if (!published && !m_awaiting_departure && !m_shutdown_deadline) {
+    // Excusing moved us on to a round that waits for members still here: time it too.
+    m_shutdown_deadline = now + m_timeouts.shutdown;
+  }
+  if (!missing.empty() && m_incomplete_reported_in != phase_before) {
+    m_incomplete_reported_in = phase_before;
+    Event ev = make_event(EventKind::ShutdownIncomplete);
+    ev.session_id = m_sid;
+    ev.nicks = std::move(missing);
+    if (m_awaiting_departure) {
+      ev.detail = "our signing key is withheld until they leave the room";
+    }
+    out.events.insert(out.events.begin(), std::move(ev));
+  }
+  return out;
 }
 
 Result<Output> Session::on_roster(const std::vector<Member>& present, TimeMs now, Rng& rng) {
-  if (!m_awaiting_departure || m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed ||
-      silent_member_present(present)) {
+  if (!m_awaiting_departure) {
     return Output{};
   }
   Session next = *this;
-  next.m_awaiting_departure = false;
-  MPOTR_TRY(Output out, next.publish_key(rng));
-  next.m_shutdown_deadline = now + m_timeouts.shutdown;
+  MPOTR_TRY(Output out, next.resolve_stalled(present, now, rng));
   *this = std::move(next);
   return out;
 }
@@ -807,7 +908,7 @@ void Session::summarize(crypto::Sha256& h) const {
   h.update("session").update(view(m_sid)).update_u8(static_cast<std::uint8_t>(m_phase));
   h.update_u32(static_cast<std::uint32_t>(m_held_total)).update_u32(static_cast<std::uint32_t>(m_pending_views.size()));
   h.update_u32(static_cast<std::uint32_t>(m_own_pending.size())).update_u8(m_heartbeat_due ? 1 : 0);
-  h.update_u8(m_awaiting_departure ? 1 : 0);
+  h.update_u8(m_awaiting_departure ? 1 : 0).update_u8(static_cast<std::uint8_t>(m_incomplete_reported_in));
   for (const auto& p : m_peers) {
     h.update_u32(p.delivered).update_u32(p.expected).update_u32(p.fully_confirmed);
     h.update(view(p.chains.back().value_or(Hash32{})));
@@ -815,7 +916,8 @@ void Session::summarize(crypto::Sha256& h) const {
       h.update_u32(c);
     }
     h.update_u32(p.final_count.value_or(0xffffffffu)).update(view(p.digest.value_or(Hash32{})));
-    h.update_u8(p.revealed ? 1 : 0).update_u8(p.gap_deadline ? 1 : 0);
+    h.update(view(p.end_hash.value_or(Hash32{})));
+    h.update_u8(p.revealed ? 1 : 0).update_u8(p.gap_deadline ? 1 : 0).update_u8(p.excused ? 1 : 0);
   }
 }
 

@@ -3,8 +3,9 @@
 // per-sender hash chains, confirmations, loss/reorder/split-view detection, and shutdown.
 //
 //   Active ──begin_shutdown / peer Shutdown──▶ Closing ──all final entries──▶ Digested
-//     ──all digests──▶ Revealed (our key published) ──all keys──▶ Closed
-//   Closing/Digested ──timeout──▶ Revealed (if every silent member left) or Closed (key withheld)
+//     ──all digests (compared)──▶ Ended ──all Ends──▶ Revealed (our key published) ──all keys──▶ Closed
+//   At the shutdown deadline members that left the room are excused; while a missing member is
+//   still present our key stays withheld (published once they leave).
 //
 // Handlers validate first and mutate only after every check passed.
 #pragma once
@@ -21,7 +22,7 @@
 
 namespace mpotr::detail {
 
-enum class SessionPhase : std::uint8_t { Active, Closing, Digested, Revealed, Closed };
+enum class SessionPhase : std::uint8_t { Active, Closing, Digested, Ended, Revealed, Closed };
 std::string_view to_string(SessionPhase phase) noexcept;
 
 class Session {
@@ -46,6 +47,8 @@ class Session {
                              std::string_view from_nick, TimeMs now, Rng& rng);
   Result<Output> on_digest(const codec::Digest& msg, ByteView payload, std::size_t signed_len,
                            std::string_view from_nick, TimeMs now, Rng& rng);
+  Result<Output> on_end(const codec::End& msg, ByteView payload, std::size_t signed_len, std::string_view from_nick,
+                        TimeMs now, Rng& rng);
   Result<Output> on_key_reveal(const codec::KeyReveal& msg, ByteView payload, std::string_view from_nick, TimeMs now,
                                Rng& rng);
 
@@ -82,8 +85,11 @@ class Session {
     std::optional<Hash32> digest;
     Bytes digest_signed;
     bool mismatch_reported = false;
+    Bytes end_signed;                 // its End: it holds every digest
+    std::optional<Hash32> end_hash;   // the digests it compared
     bool revealed = false;
     Bytes reveal_bytes;
+    bool excused = false;  // left the room before finishing the shutdown: not waited for
   };
   struct PendingView {
     std::uint8_t sender = 0;
@@ -113,7 +119,8 @@ class Session {
   void confirm(std::size_t author, std::uint32_t count, std::size_t by, Output& out);
   Result<Output> progress(TimeMs now, Rng& rng);
   Result<Output> publish_key(Rng& rng);
-  bool silent_member_present(const std::vector<Member>& present) const;
+  void report_mismatch(std::size_t m, std::string detail, Output& out);
+  Result<Output> resolve_stalled(const std::vector<Member>& present, TimeMs now, Rng& rng);
   std::vector<std::string> nicks_where(bool (*pred)(const Peer&)) const;
 
   Hash32 m_sid{};
@@ -133,6 +140,7 @@ class Session {
   std::optional<TimeMs> m_shutdown_deadline;
   bool m_consistent = true;
   bool m_awaiting_departure = false;  // key withheld while silent members are still present
+  SessionPhase m_incomplete_reported_in = SessionPhase::Active;  // ShutdownIncomplete once per phase
 };
 
 }  // namespace mpotr::detail

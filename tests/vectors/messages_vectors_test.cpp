@@ -87,6 +87,15 @@ codec::Digest digest_from(const Json& f) {
   return m;
 }
 
+codec::End end_from(const Json& f) {
+  codec::End m;
+  m.session_tag = unhex_array<codec::kSessionTagLen>(f.at("session_tag"));
+  m.sender = f.at("sender").get<std::uint8_t>();
+  m.digests_hash = unhex32(f.at("digests_hash"));
+  m.signature = unhex_array<crypto::kSignatureLen>(f.at("signature"));
+  return m;
+}
+
 codec::KeyReveal key_reveal_from(const Json& f) {
   codec::KeyReveal m;
   m.session_tag = unhex_array<codec::kSessionTagLen>(f.at("session_tag"));
@@ -117,6 +126,9 @@ Bytes encode_fields(const std::string& type, const Json& f) {
   }
   if (type == "digest") {
     return codec::encode(digest_from(f));
+  }
+  if (type == "end") {
+    return codec::encode(end_from(f));
   }
   if (type == "key_reveal") {
     return codec::encode(key_reveal_from(f));
@@ -176,6 +188,12 @@ struct FieldsOf {
     return Json{{"session_tag", hex(m.session_tag)},
                 {"sender", m.sender},
                 {"transcript_digest", hex(m.transcript_digest)},
+                {"signature", hex(m.signature)}};
+  }
+  Json operator()(const codec::End& m) const {
+    return Json{{"session_tag", hex(m.session_tag)},
+                {"sender", m.sender},
+                {"digests_hash", hex(m.digests_hash)},
                 {"signature", hex(m.signature)}};
   }
   Json operator()(const codec::KeyReveal& m) const {
@@ -250,7 +268,7 @@ TEST_CASE("message vectors: encode and decode every message type exactly", "[vec
   REQUIRE(ran >= 19);
   REQUIRE(signatures >= 14);
   REQUIRE(types == std::set<std::string>{"offer", "key_share", "attest", "data", "heartbeat", "shutdown", "digest",
-                                         "key_reveal"});
+                                         "end", "key_reveal"});
 }
 
 TEST_CASE("message vectors: signatures are reproduced from the signer key and rng seed", "[vectors]") {

@@ -559,7 +559,7 @@ TEST_CASE("R-DEC-2 an unknown protocol version is rejected", "[rules]") {
 
 TEST_CASE("R-DEC-3 an unknown message type is rejected", "[rules]") {
   DecodeFixture f;
-  for (std::uint8_t t : {0x00, 0x04, 0x12, 0x23, 0x7f, 0xff}) {
+  for (std::uint8_t t : {0x00, 0x04, 0x12, 0x24, 0x7f, 0xff}) {
     Bytes m = f.b1;
     m[1] = t;
     CAPTURE(int{t});
@@ -2144,7 +2144,12 @@ TEST_CASE("R-SD-13 a valid key reveal is accepted in any session phase and revok
   REQUIRE(rb.ok());
   auto rb2 = evil_b.receive("alice", view(first_of(ra->broadcasts, MessageType::Digest)), room.now(), rng_b);
   REQUIRE(rb2.ok());
-  const Bytes reveal = first_of(rb2->broadcasts, MessageType::KeyReveal);
+  // Bob's copy now holds both digests and sends its End; it publishes after alice's End.
+  auto ra2 = evil_a.receive("bob", view(first_of(rb->broadcasts, MessageType::Digest)), room.now(), rng_a);
+  REQUIRE(ra2.ok());
+  auto rb3 = evil_b.receive("alice", view(first_of(ra2->broadcasts, MessageType::End)), room.now(), rng_b);
+  REQUIRE(rb3.ok());
+  const Bytes reveal = first_of(rb3->broadcasts, MessageType::KeyReveal);
   REQUIRE(alice.engine->phase() == Phase::Established);
   const Output out = require_accepted(room, alice, "bob", reveal);
   REQUIRE(has_event(out.events, EventKind::PeerKeyPublished, "bob"));
@@ -2419,5 +2424,58 @@ TEST_CASE("R-TRUST-3 a first-seen identity is announced when the session is esta
     f.room.run();
     REQUIRE(f.alice().engine->phase() == Phase::Established);
     REQUIRE(f.room.events_of(f.alice(), EventKind::NewIdentity).empty());
+  }
+}
+
+TEST_CASE("R-SD-14 End: only after a shutdown, once per member, and keys wait for every End", "[rules]") {
+  SECTION("nobody publishes before every member's End; a repeated End is a duplicate") {
+    Room room(3);
+    establish(room);
+    auto& alice = room.by_nick("alice");
+    auto& bob = room.by_nick("bob");
+    room.absorb(bob, bob.engine->leave(room.now(), *bob.rng));
+    // The server holds back everything carol sends from her End on.
+    std::vector<Wire> held;
+    while (!room.queue().empty()) {
+      Wire w = room.queue().front();
+      room.queue().pop_front();
+      const auto type = type_of(w.payload);
+      if (w.from == "carol" && (type == MessageType::End || type == MessageType::KeyReveal)) {
+        held.push_back(std::move(w));
+        continue;
+      }
+      for (auto& m : room.members()) {
+        room.deliver_to(m, w);
+      }
+    }
+    REQUIRE(held.size() >= 1);
+    REQUIRE(type_of(held[0].payload) == MessageType::End);
+    for (const char* nick : {"alice", "bob"}) {
+      CAPTURE(nick);
+      REQUIRE(room.events_of(room.by_nick(nick), EventKind::TranscriptConsistent).size() == 1);
+      REQUIRE(room.events_of(room.by_nick(nick), EventKind::KeyPublished).empty());
+    }
+    const Output out = require_accepted(room, alice, "carol", held[0].payload);
+    REQUIRE(has_event(out.events, EventKind::KeyPublished));
+    require_rejected(room, alice, "carol", held[0].payload, ErrorCode::Duplicate);
+  }
+  SECTION("an End before any shutdown is unexpected") {
+    Room room(2);
+    establish(room);
+    auto& alice = room.by_nick("alice");
+    Engine evil_a = *alice.engine;
+    Engine evil_b = *room.by_nick("bob").engine;
+    DeterministicRng rng_a(5), rng_b(6);
+    auto sb = evil_b.leave(room.now(), rng_b);
+    REQUIRE(sb.ok());
+    auto ra = evil_a.receive("bob", view(first_of(sb->broadcasts, MessageType::Shutdown)), room.now(), rng_a);
+    REQUIRE(ra.ok());
+    auto rb = evil_b.receive("alice", view(first_of(ra->broadcasts, MessageType::Shutdown)), room.now(), rng_b);
+    REQUIRE(rb.ok());
+    auto rb2 = evil_b.receive("alice", view(first_of(ra->broadcasts, MessageType::Digest)), room.now(), rng_b);
+    REQUIRE(rb2.ok());
+    const Bytes end = first_of(rb2->broadcasts, MessageType::End);
+    REQUIRE(alice.engine->phase() == Phase::Established);
+    require_rejected(room, alice, "bob", end, ErrorCode::UnexpectedMessage);
   }
 }
