@@ -127,6 +127,15 @@ void Room::advance(TimeMs ms) {
   run();
 }
 
+void Room::advance_clock(TimeMs ms) {
+  m_now += ms;
+  for (auto& m : m_members) {
+    if (m.present) {
+      absorb(m, m.engine->tick(m_now, *m.rng));
+    }
+  }
+}
+
 std::vector<Event> Room::events_of(const SimMember& m, EventKind kind) const {
   std::vector<Event> out;
   std::copy_if(m.events.begin(), m.events.end(), std::back_inserter(out), [kind](const Event& e) { return e.kind == kind; });

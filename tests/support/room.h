@@ -64,6 +64,9 @@ class Room {
   void run(std::size_t max_steps = 100000);
   // Advance the clock by ms and tick every member, then run.
   void advance(TimeMs ms);
+  // Advance the clock by ms and tick every present member, delivering nothing: for custom
+  // servers (tests/sim) that decide delivery themselves.
+  void advance_clock(TimeMs ms);
 
   // Events of a kind seen by a member.
   std::vector<Event> events_of(const SimMember& m, EventKind kind) const;
