@@ -12,30 +12,6 @@
 using namespace mpotr;
 using namespace mpotr::sim;
 
-namespace {
-
-void conversation(Adversary& adv) {
-  adv.run();
-  send(adv, "alice", "hello");
-  adv.run();
-  adv.advance(kDefaultHeartbeatMs + 1);
-  leave_room(adv, "bob");
-  adv.run();
-}
-
-std::map<std::string, std::vector<std::string>> clean_traces(std::uint64_t seed) {
-  Room room(3, seed);
-  Adversary adv(room, 1);
-  conversation(adv);
-  std::map<std::string, std::vector<std::string>> out;
-  for (const auto& m : room.members()) {
-    out[m.nick] = event_trace(m);
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("sim: drop one setup message for one member, then restart", "[sim][drop]") {
   struct Case {
     MessageType type;
@@ -168,7 +144,7 @@ TEST_CASE("sim: duplicate each message type for one member", "[sim][duplicate]")
   Room room(3, 13);
   Adversary adv(room, 3);
   adv.on(Adversary::nth(c.author, c.type, 0, to), Action::duplicate(2), 1);
-  conversation(adv);
+  reference_conversation(adv);
   std::vector<Delivery> dups;
   const Delivery* genuine = nullptr;
   for (const auto& d : adv.deliveries()) {
@@ -208,7 +184,7 @@ TEST_CASE("sim: every message of a conversation delivered twice to everyone", "[
   Room room(3, 17);
   Adversary adv(room, 4);
   adv.on([](const Packet&, const SimMember&) { return true; }, Action::duplicate(1));
-  conversation(adv);
+  reference_conversation(adv);
   std::size_t dup_errors = 0;
   for (const auto& d : adv.deliveries()) {
     if (d.label != "dup") {

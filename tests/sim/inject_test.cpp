@@ -13,26 +13,6 @@ using namespace mpotr::sim;
 
 namespace {
 
-void conversation(Adversary& adv) {
-  adv.run();
-  send(adv, "alice", "hello");
-  adv.run();
-  adv.advance(kDefaultHeartbeatMs + 1);
-  leave_room(adv, "bob");
-  adv.run();
-}
-
-std::map<std::string, std::vector<std::string>> clean_traces(std::uint64_t seed) {
-  Room room(3, seed);
-  Adversary adv(room, 1);
-  conversation(adv);
-  std::map<std::string, std::vector<std::string>> out;
-  for (const auto& m : room.members()) {
-    out[m.nick] = event_trace(m);
-  }
-  return out;
-}
-
 void check_clean(Room& room, const std::map<std::string, std::vector<std::string>>& clean) {
   for (const auto& m : room.members()) {
     CAPTURE(m.nick);
@@ -177,7 +157,7 @@ TEST_CASE("sim: spoofed sender nick on every message of a conversation", "[sim][
            }
            return Action::spoof(outsider ? "mallory" : next.at(p.wire.from), true);
          });
-  conversation(adv);
+  reference_conversation(adv);
   std::size_t spoofed = 0;
   std::set<MessageType> types;
   for (const auto& d : adv.deliveries()) {
@@ -275,7 +255,7 @@ TEST_CASE("sim: truncated, padded, oversize and unknown payloads", "[sim][garbag
            return Action::deliver();
          });
   const auto clean = clean_traces(35);
-  conversation(adv);
+  reference_conversation(adv);
   check_clean(room, clean);
 
   // A chat entry whose ciphertext exceeds the text limit is refused by the codec; one at the
@@ -328,7 +308,7 @@ TEST_CASE("sim: random garbage before every delivery", "[sim][garbage]") {
              ++injected;
              return Action::replace(std::move(b), true, "garbage");
            });
-    conversation(adv);
+    reference_conversation(adv);
     CHECK(injected > 60);
     for (const auto& d : adv.deliveries()) {
       if (d.label != "garbage") {

@@ -313,4 +313,24 @@ Bytes PuppetMember::attest(const std::vector<Bytes>& offers, const std::vector<B
   return codec::encode(msg);
 }
 
+void reference_conversation(Adversary& adv) {
+  adv.run();
+  send(adv, "alice", "hello");
+  adv.run();
+  adv.advance(kDefaultHeartbeatMs + 1);
+  leave_room(adv, "bob");
+  adv.run();
+}
+
+std::map<std::string, std::vector<std::string>> clean_traces(std::uint64_t room_seed) {
+  Room room(3, room_seed);
+  Adversary adv(room, 1);
+  reference_conversation(adv);
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& m : room.members()) {
+    out[m.nick] = event_trace(m);
+  }
+  return out;
+}
+
 }  // namespace mpotr::sim

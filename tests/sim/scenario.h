@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,5 +85,11 @@ class PuppetMember {
   Hash32 m_sid{};
   std::size_t m_self = 0;
 };
+
+// The reference conversation of the fault-injection tests: setup, one chat line, heartbeats,
+// bob leaves (shutdown, digests, ends, key reveals), re-key of the others.
+void reference_conversation(Adversary& adv);
+// Each member's event trace of the reference conversation on a clean network.
+std::map<std::string, std::vector<std::string>> clean_traces(std::uint64_t room_seed);
 
 }  // namespace mpotr::sim

@@ -20,16 +20,6 @@ namespace {
 
 constexpr std::uint64_t kRoomSeed = 7;
 
-// Setup, one chat line, heartbeats, bob leaves (shutdown, digests, key reveals), re-key.
-void conversation(Adversary& adv) {
-  adv.run();
-  send(adv, "alice", "hello");
-  adv.run();
-  adv.advance(kDefaultHeartbeatMs + 1);
-  leave_room(adv, "bob");
-  adv.run();
-}
-
 struct Target {
   MessageType type;
   const char* author;
@@ -50,7 +40,7 @@ const Baseline& baseline(const Target& t) {
   }
   Room room(3, kRoomSeed);
   Adversary adv(room, 1);
-  conversation(adv);
+  reference_conversation(adv);
   Baseline b;
   const auto pk = adv.packets_of(t.author, t.type);
   if (pk.empty()) {
@@ -154,7 +144,7 @@ void check_rejected_then_clean(const Target& t, const Baseline& b, const Probe& 
   Room room(3, kRoomSeed);
   Adversary adv(room, 1);
   adv.on(Adversary::nth(t.author, t.type, 0, t.victim), Action::tamper(b.genuine, p.offset, p.mask, true), 1);
-  conversation(adv);
+  reference_conversation(adv);
   const Delivery* d = find_label(adv, "tampered");
   REQUIRE(d != nullptr);
   REQUIRE(d->error.has_value());
@@ -250,7 +240,7 @@ TEST_CASE("sim: tamper offer byte offsets", "[sim][tamper]") {
         // Kept as an offer for a membership carol has not seen yet; never used. The genuine
         // offer follows and the run is exactly the clean one.
         CHECK(tampered->events_begin == tampered->events_end);
-        conversation(adv);
+        reference_conversation(adv);
         for (const auto& m : room.members()) {
           CAPTURE(m.nick);
           CHECK(event_trace(m) == b.traces.at(m.nick));
@@ -373,7 +363,7 @@ TEST_CASE("sim: malleated signatures are the same message", "[sim][tamper]") {
            return Action::replace(malleate(p.wire.payload), then_genuine, "malleated");
          },
          1);
-  conversation(adv);
+  reference_conversation(adv);
   const Delivery* m = find_label(adv, "malleated");
   REQUIRE(m != nullptr);
   CHECK(adv.violations().empty());
