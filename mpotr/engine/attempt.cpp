@@ -206,8 +206,7 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
     }
     msg.shares.push_back(share);
   }
-  const Bytes signed_part = codec::encode_signed_part(msg);
-  MPOTR_TRY(msg.signature, m_signing->sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
+  MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, *m_signing, rng));
 
   Peer& me = m_peers[m_self];
   me.key_share_signed = signed_part;
@@ -304,8 +303,7 @@ Result<Output> Attempt::send_attest(Rng& rng) {
   msg.sender = m_self;
   msg.transcript_hash = th;
   msg.key_confirm = kc;
-  const Bytes signed_part = codec::encode_signed_part(msg);
-  MPOTR_TRY(msg.signature, m_signing->sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
+  MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, *m_signing, rng));
 
   m_group_secret = std::move(group);
   m_transcript_hash = th;

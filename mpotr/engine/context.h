@@ -5,7 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "mpotr/codec/messages.h"
+#include "mpotr/crypto/crypto.h"
 #include "mpotr/engine.h"
+#include "mpotr/engine/key_schedule.h"
 
 namespace mpotr::detail {
 
@@ -21,6 +24,15 @@ int index_of(const std::vector<Member>& roster, std::string_view nick);
 // The member index a message claims, checked against the roster and the transport's sender.
 // Errors: NotAMember (index outside the roster), NickMismatch (someone else's index).
 Result<std::uint8_t> check_sender(const std::vector<Member>& roster, std::string_view from_nick, std::uint8_t claimed);
+
+// Signs a message as spec §4.10 says (over H(label ‖ sid ‖ signed part)), stores the signature
+// in it and returns the signed part, which identifies the message.
+template <class M>
+Result<Bytes> sign_message(M& msg, const Hash32& sid, const crypto::PrivateKey& key, Rng& rng) {
+  Bytes signed_part = codec::encode_signed_part(msg);
+  MPOTR_TRY(msg.signature, key.sign_digest(ks::signed_digest(sid, view(signed_part)), rng));
+  return signed_part;
+}
 
 Event make_event(EventKind kind, std::string nick = {});
 Event rejected_event(const Error& error, std::string_view nick);

@@ -449,8 +449,7 @@ Result<Output> Session::begin_shutdown(std::string_view reason, TimeMs now, Rng&
   msg.session_tag = m_tag;
   msg.sender = m_self;
   msg.final_count = m_peers[m_self].delivered;
-  const Bytes signed_part = codec::encode_signed_part(msg);
-  MPOTR_TRY(msg.signature, m_signing_key.sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
+  MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, m_signing_key, rng));
 
   Session next = *this;
   Peer& me = next.m_peers[m_self];
@@ -584,8 +583,7 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
     msg.session_tag = m_tag;
     msg.sender = m_self;
     msg.transcript_digest = ks::transcript_digest(counts, chains);
-    const Bytes signed_part = codec::encode_signed_part(msg);
-    MPOTR_TRY(msg.signature, m_signing_key.sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
+    MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, m_signing_key, rng));
     m_peers[m_self].digest = msg.transcript_digest;
     m_peers[m_self].digest_signed = signed_part;
     out.broadcasts.push_back(codec::encode(msg));
@@ -627,8 +625,7 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
     msg.session_tag = m_tag;
     msg.sender = m_self;
     msg.digests_hash = ks::end_digest(digests);
-    const Bytes signed_part = codec::encode_signed_part(msg);
-    MPOTR_TRY(msg.signature, m_signing_key.sign_digest(ks::signed_digest(m_sid, view(signed_part)), rng));
+    MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, m_signing_key, rng));
     m_peers[m_self].end_signed = signed_part;
     m_peers[m_self].end_hash = msg.digests_hash;
     out.broadcasts.push_back(codec::encode(msg));
