@@ -448,6 +448,22 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
     return make_error(ErrorCode::UnexpectedMessage, "offer for attempt " + std::to_string(offer.attempt) +
                                                         ", which has already ended; a restart is needed");
   }
+  if (held_nonce && *held_nonce != offer.nonce) {
+    // R-OFF-11: the sender runs this attempt with a different offer of its own than the one we
+    // hold. A roster can recur (A,B → A,B,C → A,B) and an offer made the first time can arrive
+    // after the roster moved on, be buffered, and seed the attempt when the roster returns, so
+    // one of the two offers is stale. Both ends see the conflict and move to the next attempt
+    // number, where only fresh offers count (R-OFF-12 keeps that convergent).
+    if (attempt_number == std::numeric_limits<std::uint32_t>::max()) {
+      return make_error(ErrorCode::LimitExceeded, "attempt numbers exhausted for this roster");
+    }
+    State next = *this;
+    Output out;
+    MPOTR_TRY(Output started, next.start_attempt(attempt_number + 1, now, rng, std::nullopt));
+    out.merge(std::move(started));
+    *this = std::move(next);
+    return out;
+  }
   MPOTR_TRY(Output out, attempt->on_offer(ctx(), offer, payload, from, rng));
   remember_nonce(offer.nonce);
   MPOTR_TRY(Output established, maybe_establish());
