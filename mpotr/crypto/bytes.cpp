@@ -67,4 +67,34 @@ bool from_hex(std::string_view hex, Bytes& out) {
   return true;
 }
 
+std::string to_base64(ByteView v) {
+  // sodium_bin2base64 writes a terminating NUL, included in sodium_base64_ENCODED_LEN.
+  std::string out(sodium_base64_ENCODED_LEN(v.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  ::sodium_bin2base64(out.data(), out.size(), v.data(), v.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.pop_back();
+  return out;
+}
+
+bool from_base64(std::string_view text, Bytes& out) {
+  if (text.size() % 4 != 0) {
+    return false;
+  }
+  Bytes tmp(text.size() / 4 * 3);
+  std::size_t bin_len = 0;
+  const char* end = nullptr;
+  if (!text.empty() && (::sodium_base642bin(tmp.data(), tmp.size(), text.data(), text.size(), nullptr, &bin_len,
+                                            &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+                        end != text.data() + text.size())) {
+    return false;
+  }
+  tmp.resize(bin_len);
+  // libsodium tolerates non-zero unused bits; a re-encode comparison rejects every
+  // non-canonical spelling, so one byte string has exactly one accepted encoding.
+  if (to_base64(tmp) != text) {
+    return false;
+  }
+  out = std::move(tmp);
+  return true;
+}
+
 }  // namespace mpotr

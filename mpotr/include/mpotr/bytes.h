@@ -84,6 +84,12 @@ std::string to_hex(ByteView v);
 // Returns false on odd length or a non-hex character.
 bool from_hex(std::string_view hex, Bytes& out);
 
+// RFC 4648 base64 with padding, no line breaks (XMPP payloads, key files).
+std::string to_base64(ByteView v);
+// Strict: only the canonical encoding of some byte string is accepted (no whitespace, padding
+// required, unused bits zero). Returns false otherwise, leaving `out` untouched.
+bool from_base64(std::string_view text, Bytes& out);
+
 inline void append(Bytes& out, ByteView v) { out.insert(out.end(), v.begin(), v.end()); }
 
 }  // namespace mpotr

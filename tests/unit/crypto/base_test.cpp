@@ -160,3 +160,35 @@ TEST_CASE("DeterministicRng is reproducible and seed-dependent", "[crypto]") {
   DeterministicRng by_bytes(ByteView(unhex("0102030405060708")));
   CHECK(by_int.array<32>() == by_bytes.array<32>());
 }
+
+TEST_CASE("base64 follows RFC 4648 and round-trips", "[crypto]") {
+  // RFC 4648 §10 test vectors.
+  const std::pair<const char*, const char*> vectors[] = {
+      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+  };
+  for (const auto& [plain, encoded] : vectors) {
+    INFO("input: '" << plain << "'");
+    CHECK(to_base64(as_bytes(plain)) == encoded);
+    Bytes back{1};
+    REQUIRE(from_base64(encoded, back));
+    CHECK(std::string(back.begin(), back.end()) == plain);
+  }
+  Bytes all(256);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    all[i] = static_cast<std::uint8_t>(i);
+  }
+  Bytes back;
+  REQUIRE(from_base64(to_base64(view(all)), back));
+  CHECK(back == all);
+}
+
+TEST_CASE("from_base64 accepts only the canonical encoding and leaves the output alone", "[crypto]") {
+  for (const char* bad : {"Zg", "Zg=", "Zh==", "Zm9=", "Z===", "Zm9v\n", " Zm9v", "Zm9v Yg==", "Zm-v", "Zm_v",
+                          "Zg==Zg==", "====", "Zm9vYg", "Zg==="}) {
+    INFO("input: '" << bad << "'");
+    Bytes out{9, 9};
+    CHECK_FALSE(from_base64(bad, out));
+    CHECK(out == Bytes{9, 9});
+  }
+}
