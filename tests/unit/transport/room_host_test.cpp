@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: MIT
+// RoomHost without XMPP: a tiny in-memory MUC delivers presence and payload text the way a
+// server would (every groupchat message to every occupant, the sender included).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+
+#include "mpotr/transport/room_host.h"
+#include "mpotr/transport/stanza.h"
+
+using namespace mpotr;
+using namespace mpotr::transport;
+
+namespace {
+
+constexpr const char* kRoom = "room@conference.localhost";
+
+struct Client {
+  std::string nick;
+  std::unique_ptr<DeterministicRng> rng;
+  std::unique_ptr<TrustStore> trust;
+  std::unique_ptr<RoomHost> host;
+  std::vector<Notice> notices;
+  bool present = false;
+};
+
+class Muc {
+ public:
+  explicit Muc(TimeMs settle = 0) : m_settle(settle) {}
+
+  Client& add(const std::string& nick, std::uint64_t seed) {
+    auto c = std::make_unique<Client>();
+    c->nick = nick;
+    c->rng = std::make_unique<DeterministicRng>(seed);
+    c->trust = std::make_unique<TrustStore>();
+    auto id = IdentityKey::generate(*c->rng);
+    REQUIRE(id.ok());
+    c->host = std::make_unique<RoomHost>(RoomHostConfig{kRoom, nick + "@localhost", {}, m_settle}, std::move(id).value(),
+                                         c->trust.get());
+    m_clients.push_back(std::move(c));
+    return *m_clients.back();
+  }
+  Client& get(const std::string& nick) {
+    for (auto& c : m_clients) {
+      if (c->nick == nick) return *c;
+    }
+    FAIL("no client " << nick);
+    throw std::logic_error("unreachable");
+  }
+  // MUC join: the newcomer gets everyone's presence then its own; the others get its presence.
+  void join(const std::string& nick, bool shows_jids = true) {
+    Client& c = get(nick);
+    for (auto& o : m_clients) {
+      if (o->present) {
+        absorb(c, c.host->on_occupant_present(Occupant{o->nick, o->nick + "@localhost"}, now, *c.rng));
+      }
+    }
+    c.present = true;
+    absorb(c, c.host->on_self_present(nick, shows_jids, now, *c.rng));
+    for (auto& o : m_clients) {
+      if (o->present && o.get() != &c) {
+        absorb(*o, o->host->on_occupant_present(Occupant{nick, nick + "@localhost"}, now, *o->rng));
+      }
+    }
+  }
+  void part(const std::string& nick) {
+    get(nick).present = false;
+    for (auto& o : m_clients) {
+      if (o->present) absorb(*o, o->host->on_occupant_gone(nick, now, *o->rng));
+    }
+  }
+  void absorb(Client& c, HostOutput out) {
+    for (auto& p : out.payloads) m_queue.push_back({c.nick, encode_payload_text(view(p))});
+    for (auto& n : out.notices) c.notices.push_back(std::move(n));
+  }
+  void run() {
+    for (int steps = 0; !m_queue.empty() && steps < 100000; ++steps) {
+      auto [from, text] = m_queue.front();
+      m_queue.pop_front();
+      for (auto& c : m_clients) {
+        if (c->present) absorb(*c, c->host->on_payload(from, text, now, *c->rng));
+      }
+    }
+  }
+  void advance(TimeMs ms) {
+    now += ms;
+    for (auto& c : m_clients) {
+      if (c->present) {
+        auto w = c->host->wake_at();
+        if (w && *w <= now) absorb(*c, c->host->tick(now, *c->rng));
+      }
+    }
+    run();
+  }
+  std::deque<std::pair<std::string, std::string>>& queue() { return m_queue; }
+
+  TimeMs now = 1000;
+
+ private:
+  TimeMs m_settle;
+  std::vector<std::unique_ptr<Client>> m_clients;
+  std::deque<std::pair<std::string, std::string>> m_queue;
+};
+
+std::size_t count(const Client& c, std::string_view kind) {
+  return static_cast<std::size_t>(
+      std::count_if(c.notices.begin(), c.notices.end(), [&](const Notice& n) { return n.kind == kind; }));
+}
+
+const Notice* last(const Client& c, std::string_view kind) {
+  for (auto it = c.notices.rbegin(); it != c.notices.rend(); ++it) {
+    if (it->kind == kind) return &*it;
+  }
+  return nullptr;
+}
+
+void three_secure(Muc& muc) {
+  muc.add("alice", 1);
+  muc.add("bob", 2);
+  muc.add("carol", 3);
+  muc.join("alice");
+  muc.join("bob");
+  muc.join("carol");
+  muc.run();
+  muc.advance(1000);  // past any roster settle window
+  for (const char* n : {"alice", "bob", "carol"}) {
+    REQUIRE(muc.get(n).host->phase() == Phase::Established);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("RoomHost: members who join one by one reach a secure session and chat", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  CHECK(count(alice, "secure") >= 1);
+  CHECK(last(alice, "secure")->text.find("alice, bob, carol") != std::string::npos);
+
+  muc.absorb(alice, alice.host->send_text("hello", muc.now, *alice.rng));
+  muc.run();
+  for (const char* n : {"bob", "carol"}) {
+    const Notice* m = last(muc.get(n), "message");
+    REQUIRE(m != nullptr);
+    CHECK(m->text == "hello");
+    CHECK(m->nick == "alice");
+  }
+  CHECK(count(alice, "message") == 0);  // our echo is not shown twice
+  REQUIRE(count(alice, "sent") == 1);
+  // Heartbeats confirm it; the status says who confirmed.
+  muc.advance(kDefaultHeartbeatMs + 1);
+  muc.advance(kDefaultHeartbeatMs + 1);
+  REQUIRE(alice.host->sent().size() == 1);
+  CHECK(alice.host->sent()[0].fully_confirmed);
+  CHECK(alice.host->sent()[0].confirmed_by == std::set<std::string>{"bob", "carol"});
+  CHECK(count(alice, "fully_confirmed") >= 1);
+}
+
+TEST_CASE("RoomHost: first keys are recorded as trusted on first use", "[transport][host][trust]") {
+  Muc muc;
+  three_secure(muc);
+  const Client& alice = muc.get("alice");
+  CHECK(count(alice, "new_identity") == 2);
+  CHECK(alice.trust->level("bob@localhost") == TrustLevel::Tofu);
+  CHECK(alice.trust->level("carol@localhost") == TrustLevel::Tofu);
+  CHECK(alice.trust->find("bob@localhost")->fingerprint == muc.get("bob").host->fingerprint());
+}
+
+TEST_CASE("RoomHost: a changed key is refused with an alert until the user accepts it", "[transport][host][trust]") {
+  Muc muc;
+  muc.add("alice", 1);
+  muc.add("bob", 2);
+  Client& alice = muc.get("alice");
+  // alice trusted another key for bob before.
+  DeterministicRng other(99);
+  auto old_key = IdentityKey::generate(other);
+  REQUIRE(old_key.ok());
+  REQUIRE(alice.trust->record_first_use("bob@localhost", old_key.value().fingerprint()).ok());
+  muc.join("alice");
+  muc.join("bob");
+  muc.run();
+  CHECK(alice.host->phase() == Phase::SettingUp);
+  const Notice* alert = last(alice, "identity_changed");
+  REQUIRE(alert != nullptr);
+  CHECK(alert->severity == Severity::Alert);
+  CHECK(alert->code == ErrorCode::IdentityChanged);
+  CHECK(alert->text.find("CHANGED") != std::string::npos);
+
+  auto accepted = alice.host->accept_new_key("bob", muc.now, *alice.rng);
+  REQUIRE(accepted.ok());
+  CHECK(accepted.value().trust_changed);
+  muc.absorb(alice, std::move(accepted).value());
+  muc.run();
+  CHECK(alice.host->phase() == Phase::Established);
+  CHECK(alice.trust->find("bob@localhost")->fingerprint == muc.get("bob").host->fingerprint());
+}
+
+TEST_CASE("RoomHost: /verify records the fingerprint and flags a mismatch", "[transport][host][trust]") {
+  Muc muc;
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  const auto bob_fp = muc.get("bob").host->fingerprint().grouped();
+  auto ok = alice.host->verify("bob", bob_fp, muc.now, *alice.rng);
+  REQUIRE(ok.ok());
+  CHECK(alice.trust->level("bob@localhost") == TrustLevel::Verified);
+  CHECK(alice.host->phase() == Phase::Established);  // nothing to re-key
+
+  auto bad_fp = alice.host->verify("bob", "zz", muc.now, *alice.rng);
+  REQUIRE_FALSE(bad_fp.ok());
+  auto nobody = alice.host->verify("mallory", bob_fp, muc.now, *alice.rng);
+  REQUIRE_FALSE(nobody.ok());
+  CHECK(nobody.error().code == ErrorCode::InvalidArgument);
+
+  const auto carol_fp = muc.get("carol").host->fingerprint().grouped();
+  auto mismatch = alice.host->verify("bob", carol_fp, muc.now, *alice.rng);
+  REQUIRE(mismatch.ok());
+  const auto& notices = mismatch.value().notices;
+  CHECK(std::any_of(notices.begin(), notices.end(), [](const Notice& n) { return n.kind == "verify_mismatch"; }));
+}
+
+TEST_CASE("RoomHost: a leave and a join each re-key the room", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  const auto first = muc.get("alice").host->session()->session_id;
+  muc.part("carol");
+  muc.run();
+  const auto second = muc.get("alice").host->session();
+  REQUIRE(second);
+  CHECK(second->members.size() == 2);
+  CHECK(second->session_id != first);
+  CHECK(count(muc.get("alice"), "left") == 1);
+
+  muc.add("dave", 4);
+  muc.join("dave");
+  muc.run();
+  for (const char* n : {"alice", "bob", "dave"}) {
+    REQUIRE(muc.get(n).host->session());
+    CHECK(muc.get(n).host->session()->members.size() == 3);
+  }
+}
+
+TEST_CASE("RoomHost: presence within the settle window is folded into one re-key", "[transport][host]") {
+  Muc muc(200);
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  const auto setups_before = count(alice, "setup");
+  muc.add("dave", 4);
+  muc.add("erin", 5);
+  muc.join("dave");
+  muc.join("erin");
+  CHECK(count(alice, "setup") == setups_before);  // nothing yet: settling
+  REQUIRE(alice.host->wake_at());
+  muc.advance(250);
+  muc.run();
+  CHECK(count(alice, "setup") == setups_before + 1);
+  CHECK(alice.host->session()->members.size() == 5);
+}
+
+TEST_CASE("RoomHost: a semi-anonymous room is refused", "[transport][host]") {
+  Muc muc;
+  Client& alice = muc.add("alice", 1);
+  muc.join("alice", /*shows_jids=*/false);
+  const Notice* n = last(alice, "anonymous_room");
+  REQUIRE(n != nullptr);
+  CHECK(n->severity == Severity::Alert);
+  CHECK(alice.host->phase() == Phase::Idle);
+  auto out = alice.host->send_text("secret", muc.now, *alice.rng);
+  CHECK(out.payloads.empty());
+  CHECK(out.notices.at(0).code == ErrorCode::NotReady);
+}
+
+TEST_CASE("RoomHost: nothing is sent before the session is secure", "[transport][host]") {
+  Muc muc;
+  Client& alice = muc.add("alice", 1);
+  muc.add("bob", 2);
+  muc.join("alice");
+  muc.join("bob");
+  // Offers are queued but not delivered: alice is still setting up.
+  auto out = alice.host->send_text("too early", muc.now, *alice.rng);
+  CHECK(out.payloads.empty());
+  REQUIRE(out.notices.size() == 1);
+  CHECK(out.notices[0].kind == "not_sent");
+  CHECK(out.notices[0].code == ErrorCode::NotReady);
+}
+
+TEST_CASE("RoomHost: bad payload text is reported and changes nothing", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& bob = muc.get("bob");
+  const auto phase = bob.host->phase();
+  const auto session = bob.host->session()->session_id;
+  for (const std::string& bad : {std::string("not base64!"), std::string("AAAA"), std::string(kMaxPayloadTextLen + 4, 'A')}) {
+    auto out = bob.host->on_payload("alice", bad, muc.now, *bob.rng);
+    CHECK(out.payloads.empty());
+    REQUIRE(out.notices.size() == 1);
+    CHECK(out.notices[0].kind == "malformed");
+    CHECK(out.notices[0].severity == Severity::Alert);
+  }
+  CHECK(bob.host->phase() == phase);
+  CHECK(bob.host->session()->session_id == session);
+}
+
+TEST_CASE("RoomHost: a tampered payload raises an alert, a replay too", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  muc.absorb(alice, alice.host->send_text("pay 10", muc.now, *alice.rng));
+  REQUIRE(muc.queue().size() == 1);
+  const auto original = muc.queue().front().second;
+  Bytes raw;
+  REQUIRE(from_base64(original, raw));
+  raw[raw.size() / 2] ^= 0x01;
+  auto tampered = bob.host->on_payload("alice", encode_payload_text(view(raw)), muc.now, *bob.rng);
+  REQUIRE(tampered.notices.size() == 1);
+  CHECK(tampered.notices[0].severity == Severity::Alert);
+  CHECK((tampered.notices[0].kind == "tampered" || tampered.notices[0].kind == "malformed"));
+  muc.run();
+  CHECK(last(bob, "message")->text == "pay 10");
+  auto replayed = bob.host->on_payload("alice", original, muc.now, *bob.rng);
+  REQUIRE(replayed.notices.size() == 1);
+  CHECK(replayed.notices[0].kind == "replay");
+}
+
+TEST_CASE("RoomHost: unencrypted room messages are flagged", "[transport][host]") {
+  Muc muc;
+  Client& alice = muc.add("alice", 1);
+  auto out = alice.host->on_plaintext("eve", "hi all");
+  REQUIRE(out.notices.size() == 1);
+  CHECK(out.notices[0].kind == "plaintext");
+  CHECK(out.notices[0].severity == Severity::Warning);
+  CHECK(out.notices[0].text.find("UNENCRYPTED") != std::string::npos);
+  CHECK(alice.host->on_plaintext("", "room subject").notices.empty());
+}
+
+TEST_CASE("RoomHost: leaving runs the shutdown and then asks to leave the room", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& carol = muc.get("carol");
+  muc.absorb(carol, carol.host->leave(muc.now, *carol.rng));
+  muc.run();
+  for (int i = 0; i < 10 && count(carol, "ready_to_leave") == 0; ++i) muc.advance(1000);
+  CHECK(count(carol, "key_published") == 1);
+  CHECK(count(carol, "transcript_consistent") == 1);
+  CHECK(count(carol, "ready_to_leave") == 1);
+}
+
+TEST_CASE("RoomHost: a lost connection resets the room state", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& bob = muc.get("bob");
+  auto out = bob.host->on_disconnected("socket closed");
+  REQUIRE(out.notices.size() == 1);
+  CHECK(out.notices[0].kind == "disconnected");
+  CHECK(out.notices[0].text.find("without a transcript check") != std::string::npos);
+  CHECK_FALSE(bob.host->in_room());
+  CHECK(bob.host->occupants().empty());
+  CHECK(bob.host->phase() == Phase::Idle);
+}

@@ -1,0 +1,667 @@
+// SPDX-License-Identifier: MIT
+#include "mpotr/transport/room_host.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "mpotr/transport/stanza.h"
+
+namespace mpotr::transport {
+
+std::string_view to_string(Severity s) noexcept {
+  switch (s) {
+    case Severity::Debug: return "debug";
+    case Severity::Info: return "info";
+    case Severity::Warning: return "warning";
+    case Severity::Alert: return "alert";
+  }
+  return "?";
+}
+
+void HostOutput::merge(HostOutput&& other) {
+  for (auto& p : other.payloads) {
+    payloads.push_back(std::move(p));
+  }
+  for (auto& n : other.notices) {
+    notices.push_back(std::move(n));
+  }
+  trust_changed = trust_changed || other.trust_changed;
+  leave_room = leave_room || other.leave_room;
+}
+
+namespace {
+
+Notice make_notice(std::string kind, Severity severity, std::string text, std::string nick = {}) {
+  Notice n;
+  n.kind = std::move(kind);
+  n.severity = severity;
+  n.text = std::move(text);
+  n.nick = std::move(nick);
+  return n;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) {
+    out += out.empty() ? n : ", " + n;
+  }
+  return out.empty() ? "nobody" : out;
+}
+
+std::string short_id(const Hash32& id) { return to_hex(ByteView(id.data(), 4)); }
+
+std::string range(std::uint32_t from, std::uint32_t to) {
+  return from == to ? "#" + std::to_string(from) : "#" + std::to_string(from) + "–#" + std::to_string(to);
+}
+
+// A rejected payload, explained. Old-session traffic is normal after every re-key, so it is
+// Debug; anything that means "someone forged, replayed or tampered" is an Alert.
+Notice explain_rejection(const Error& e, std::string_view nick) {
+  const std::string who(nick);
+  const std::string why = " (" + std::string(to_string(e.code)) + ": " + e.detail + ")";
+  Notice n;
+  switch (e.code) {
+    case ErrorCode::UnknownSession:
+    case ErrorCode::UnexpectedMessage:
+      n = make_notice("ignored", Severity::Debug, "Ignored a message from " + who + " for another session or phase" + why);
+      break;
+    case ErrorCode::Duplicate:
+    case ErrorCode::Replay:
+      n = make_notice("replay", Severity::Alert, "A message from " + who + " was delivered again (replayed) and was dropped" + why);
+      break;
+    case ErrorCode::BadSignature:
+    case ErrorCode::BadMac:
+    case ErrorCode::SessionIdMismatch:
+      n = make_notice("tampered", Severity::Alert,
+                      "A message claiming to be from " + who + " failed authentication: it was forged or altered in transit, and was dropped" + why);
+      break;
+    case ErrorCode::DecodeTruncated:
+    case ErrorCode::DecodeTrailingBytes:
+    case ErrorCode::DecodeBadVersion:
+    case ErrorCode::DecodeUnknownType:
+    case ErrorCode::DecodeOversize:
+    case ErrorCode::DecodeBadValue:
+      n = make_notice("malformed", Severity::Alert,
+                      "A malformed mpOTR message arrived from " + who + " (corrupted in transit or not from a real client) and was dropped" + why);
+      break;
+    case ErrorCode::NickMismatch:
+    case ErrorCode::NotAMember:
+      n = make_notice("spoofed", Severity::Alert, "A message from " + who + " claimed to come from someone else and was dropped" + why);
+      break;
+    case ErrorCode::Equivocation:
+      n = make_notice("equivocation", Severity::Alert,
+                      who + " (or the server) sent two different messages with the same number: members may be shown different conversations" + why);
+      break;
+    case ErrorCode::KeyRevoked:
+      n = make_notice("revoked_key", Severity::Warning,
+                      "A message from " + who + " was signed with a key that was already published, so it proves nothing and was dropped" + why);
+      break;
+    case ErrorCode::IdentityChanged:
+      n = make_notice("identity_changed", Severity::Alert,
+                      who + "'s identity key has CHANGED. Until you check it, " + who +
+                          " is kept out of the session. If they really changed devices, compare fingerprints and use /verify " + who +
+                          " <fingerprint> or /trust " + who + why);
+      break;
+    case ErrorCode::IdentityBlocked:
+      n = make_notice("blocked", Severity::Warning, who + " is blocked: their messages are ignored" + why);
+      break;
+    default:
+      n = make_notice("rejected", Severity::Warning, "A message from " + who + " was rejected" + why);
+      break;
+  }
+  n.nick = who;
+  n.code = e.code;
+  return n;
+}
+
+}  // namespace
+
+RoomHost::RoomHost(RoomHostConfig config, IdentityKey identity, TrustStore* trust)
+    : m_config(std::move(config)), m_identity(std::move(identity)), m_trust(trust) {}
+
+Phase RoomHost::phase() const noexcept { return m_engine ? m_engine->phase() : Phase::Idle; }
+
+std::optional<SessionInfo> RoomHost::session() const {
+  return m_engine ? m_engine->session() : std::nullopt;
+}
+
+std::vector<Member> RoomHost::roster() const {
+  std::vector<Member> r;
+  r.reserve(m_occupants.size() + 1);
+  r.push_back(Member{m_self_nick, m_config.self_jid});
+  for (const auto& [nick, o] : m_occupants) {
+    r.push_back(Member{nick, o.real_jid});
+  }
+  return r;
+}
+
+HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (occupant.nick == m_self_nick && m_in_room) {
+    return out;  // our own presence is reported through on_self_present
+  }
+  auto it = m_occupants.find(occupant.nick);
+  if (it != m_occupants.end()) {
+    if (it->second.real_jid == occupant.real_jid) {
+      return out;  // a status update, not a membership change
+    }
+    it->second = occupant;
+  } else {
+    if (m_occupants.size() >= kMaxOccupants) {
+      out.notices.push_back(make_notice("limit", Severity::Warning,
+                                        "The room has more than " + std::to_string(kMaxOccupants) +
+                                            " occupants; " + occupant.nick + " is not tracked and not in the session",
+                                        occupant.nick));
+      return out;
+    }
+    m_occupants.emplace(occupant.nick, occupant);
+  }
+  if (!m_in_room) {
+    return out;  // join burst: the roster is applied at our own presence
+  }
+  out.notices.push_back(make_notice("joined", Severity::Info,
+                                    occupant.nick + " (" + (occupant.real_jid.empty() ? "JID hidden" : occupant.real_jid) +
+                                        ") joined the room",
+                                    occupant.nick));
+  out.merge(roster_changed(now, rng));
+  return out;
+}
+
+HostOutput RoomHost::on_occupant_gone(std::string_view nick, TimeMs now, Rng& rng) {
+  HostOutput out;
+  auto it = m_occupants.find(nick);
+  if (it == m_occupants.end()) {
+    return out;
+  }
+  m_occupants.erase(it);
+  if (!m_in_room) {
+    return out;
+  }
+  out.notices.push_back(make_notice("left", Severity::Info, std::string(nick) + " left the room", std::string(nick)));
+  out.merge(roster_changed(now, rng));
+  return out;
+}
+
+HostOutput RoomHost::on_nick_change(std::string_view old_nick, std::string_view new_nick, TimeMs now, Rng& rng) {
+  HostOutput out;
+  auto it = m_occupants.find(old_nick);
+  if (it == m_occupants.end() || m_occupants.contains(new_nick)) {
+    return out;
+  }
+  Occupant o = it->second;
+  m_occupants.erase(it);
+  o.nick = std::string(new_nick);
+  m_occupants.emplace(o.nick, o);
+  if (!m_in_room) {
+    return out;
+  }
+  out.notices.push_back(make_notice("nick_changed", Severity::Info,
+                                    std::string(old_nick) + " is now known as " + std::string(new_nick), o.nick));
+  out.merge(roster_changed(now, rng));
+  return out;
+}
+
+HostOutput RoomHost::on_self_present(std::string_view nick, bool room_shows_jids, TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (m_in_room && nick == m_self_nick) {
+    return out;  // a presence update about ourselves
+  }
+  // First entry, or the room renamed us: either way a fresh engine under the nick the room uses.
+  m_self_nick = std::string(nick);
+  m_occupants.erase(m_self_nick);
+  m_in_room = true;
+  m_engine.reset();
+  m_roster_due.reset();
+  m_restart_due.reset();
+  m_auto_restarts = 0;
+  const bool jid_missing = std::any_of(m_occupants.begin(), m_occupants.end(),
+                                       [](const auto& kv) { return kv.second.real_jid.empty(); });
+  if (!room_shows_jids || jid_missing) {
+    m_refused = true;
+    out.notices.push_back(make_notice(
+        "anonymous_room", Severity::Alert,
+        "This room hides members' real JIDs, so their identity keys cannot be bound to who they are. "
+        "mpOTR will not run here: ask the room owner to make it non-anonymous"));
+    return out;
+  }
+  m_refused = false;
+  m_engine = std::make_unique<Engine>(EngineConfig{m_config.room, m_self_nick, m_config.timeouts}, m_identity, m_trust);
+  out.notices.push_back(make_notice("in_room", Severity::Info,
+                                    "Joined " + m_config.room + " as " + m_self_nick + " with " +
+                                        std::to_string(m_occupants.size()) + " other occupant(s)"));
+  out.merge(apply_roster(now, rng));
+  return out;
+}
+
+HostOutput RoomHost::roster_changed(TimeMs now, Rng& rng) {
+  if (!m_engine) {
+    return {};
+  }
+  if (m_config.roster_settle_ms == 0) {
+    return apply_roster(now, rng);
+  }
+  if (!m_roster_due) {
+    m_roster_due = now + m_config.roster_settle_ms;
+  }
+  return {};
+}
+
+HostOutput RoomHost::apply_roster(TimeMs now, Rng& rng) {
+  m_roster_due.reset();
+  if (!m_engine) {
+    return {};
+  }
+  m_auto_restarts = 0;
+  m_restart_due.reset();
+  HostOutput out;
+  if (m_occupants.empty()) {
+    out.notices.push_back(make_notice("alone", Severity::Info, "You are alone in the room: a secure session starts when someone joins"));
+  }
+  out.merge(absorb(m_engine->set_roster(roster(), now, rng)));
+  return out;
+}
+
+HostOutput RoomHost::on_payload(std::string_view nick, std::string_view payload_text, TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (!m_engine) {
+    out.notices.push_back(make_notice("ignored", Severity::Debug,
+                                      "Ignored an mpOTR message from " + std::string(nick) + ": no session in this room yet",
+                                      std::string(nick)));
+    return out;
+  }
+  auto payload = decode_payload_text(payload_text);
+  if (!payload.ok()) {
+    out.notices.push_back(explain_rejection(payload.error(), nick));
+    return out;
+  }
+  auto result = m_engine->receive(nick, view(payload.value()), now, rng);
+  if (!result.ok()) {
+    out.notices.push_back(explain_rejection(result.error(), nick));
+    return out;
+  }
+  return absorb(std::move(result));
+}
+
+HostOutput RoomHost::on_plaintext(std::string_view nick, std::string_view body) {
+  HostOutput out;
+  if (nick.empty() || body.empty()) {
+    return out;
+  }
+  Notice n = make_notice("plaintext", Severity::Warning,
+                         std::string(nick) + " sent an UNENCRYPTED message (everyone, including the server, can read it): " +
+                             std::string(body),
+                         std::string(nick));
+  out.notices.push_back(std::move(n));
+  return out;
+}
+
+HostOutput RoomHost::on_disconnected(std::string_view why) {
+  HostOutput out;
+  const bool had_session = m_engine && m_engine->session().has_value();
+  m_engine.reset();
+  m_occupants.clear();
+  m_in_room = false;
+  m_refused = false;
+  m_roster_due.reset();
+  m_restart_due.reset();
+  m_auto_restarts = 0;
+  out.notices.push_back(make_notice(
+      "disconnected", Severity::Warning,
+      "Lost the room (" + std::string(why) + ")" +
+          (had_session ? ": the session ended without a transcript check and our key was not published" : "")));
+  return out;
+}
+
+HostOutput RoomHost::send_text(std::string_view text, TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (!m_engine || m_engine->phase() != Phase::Established) {
+    Notice n = make_notice("not_sent", Severity::Warning,
+                           std::string("Not sent: the session is not secure yet (") +
+                               std::string(to_string(phase())) + "). Nothing leaves unencrypted; send it again once the session is secure");
+    n.code = ErrorCode::NotReady;
+    out.notices.push_back(std::move(n));
+    return out;
+  }
+  auto result = m_engine->send_text(text, now, rng);
+  if (!result.ok()) {
+    Notice n = make_notice("not_sent", Severity::Warning, "Not sent: " + result.error().detail);
+    n.code = result.error().code;
+    out.notices.push_back(std::move(n));
+    return out;
+  }
+  const auto info = m_engine->session();
+  SentStatus status;
+  status.seq = info ? info->messages_sent : 0;
+  if (m_sent.size() >= kMaxTrackedSent) {
+    m_sent.erase(m_sent.begin());
+  }
+  m_sent.push_back(status);
+  Notice n = make_notice("sent", Severity::Debug, "Sent #" + std::to_string(status.seq), m_self_nick);
+  Event ev;
+  ev.kind = EventKind::MessageReceived;
+  ev.nick = m_self_nick;
+  ev.seq = status.seq;
+  ev.text = std::string(text);
+  if (info) {
+    ev.session_id = info->session_id;
+  }
+  n.event = std::move(ev);
+  out.notices.push_back(std::move(n));
+  out.merge(absorb(std::move(result)));
+  return out;
+}
+
+HostOutput RoomHost::leave(TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (!m_engine) {
+    out.leave_room = true;
+    return out;
+  }
+  auto result = m_engine->leave(now, rng);
+  if (!result.ok()) {
+    // Already leaving (a second /leave) changes nothing; anything else means we cannot
+    // shut down cleanly, so leave at once rather than hang.
+    if (result.error().code != ErrorCode::InvalidState) {
+      out.leave_room = true;
+    }
+    out.notices.push_back(make_notice("leave", Severity::Debug, "leave: " + result.error().detail));
+    return out;
+  }
+  out.notices.push_back(make_notice("leaving", Severity::Info, "Leaving: checking transcripts and publishing our key"));
+  out.merge(absorb(std::move(result)));
+  return out;
+}
+
+HostOutput RoomHost::restart(TimeMs now, Rng& rng) {
+  m_restart_due.reset();
+  if (!m_engine) {
+    return {};
+  }
+  auto result = m_engine->restart(now, rng);
+  if (!result.ok()) {
+    HostOutput out;
+    out.notices.push_back(make_notice("restart", Severity::Debug, "restart: " + result.error().detail));
+    return out;
+  }
+  return absorb(std::move(result));
+}
+
+HostOutput RoomHost::tick(TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (m_roster_due && *m_roster_due <= now) {
+    out.merge(apply_roster(now, rng));
+  }
+  if (m_restart_due && *m_restart_due <= now) {
+    out.merge(restart(now, rng));
+  }
+  if (m_engine) {
+    auto result = m_engine->tick(now, rng);
+    if (!result.ok()) {
+      out.notices.push_back(make_notice("internal", Severity::Warning, "Timer processing failed: " + result.error().detail));
+    } else {
+      out.merge(absorb(std::move(result)));
+    }
+  }
+  return out;
+}
+
+std::optional<TimeMs> RoomHost::wake_at() const {
+  std::optional<TimeMs> w = m_engine ? m_engine_wake : std::nullopt;
+  for (const auto& t : {m_roster_due, m_restart_due}) {
+    if (t && (!w || *t < *w)) {
+      w = t;
+    }
+  }
+  return w;
+}
+
+Result<HostOutput> RoomHost::verify(std::string_view nick, std::string_view fingerprint, TimeMs now, Rng& rng) {
+  if (m_trust == nullptr) {
+    return Error{ErrorCode::InvalidState, "no trust store"};
+  }
+  auto it = m_occupants.find(nick);
+  if (it == m_occupants.end() || it->second.real_jid.empty()) {
+    return Error{ErrorCode::InvalidArgument, "no occupant '" + std::string(nick) + "' with a known JID"};
+  }
+  MPOTR_TRY(Fingerprint fp, Fingerprint::parse(fingerprint));
+  MPOTR_CHECK(m_trust->verify(it->second.real_jid, fp));
+  HostOutput out;
+  out.trust_changed = true;
+  out.notices.push_back(make_notice("verified", Severity::Info,
+                                    std::string(nick) + " (" + it->second.real_jid + ") is now verified with fingerprint " + fp.grouped(),
+                                    std::string(nick)));
+  // If the session runs with a different key for this member, the user's check failed.
+  if (const auto info = session()) {
+    for (const auto& m : info->members) {
+      if (m.nick == nick && !(m.fingerprint == fp)) {
+        out.notices.push_back(make_notice("verify_mismatch", Severity::Alert,
+                                          "The fingerprint you verified is NOT the key " + std::string(nick) +
+                                              " uses in this session (" + m.fingerprint.grouped() + "): re-keying without them",
+                                          std::string(nick)));
+        out.merge(restart(now, rng));
+        return out;
+      }
+    }
+  }
+  if (phase() != Phase::Established && m_engine) {
+    out.merge(restart(now, rng));  // a member refused for a changed key may now be admitted
+  }
+  return out;
+}
+
+Result<HostOutput> RoomHost::accept_new_key(std::string_view nick, TimeMs now, Rng& rng) {
+  if (m_trust == nullptr) {
+    return Error{ErrorCode::InvalidState, "no trust store"};
+  }
+  auto it = m_occupants.find(nick);
+  if (it == m_occupants.end() || it->second.real_jid.empty()) {
+    return Error{ErrorCode::InvalidArgument, "no occupant '" + std::string(nick) + "' with a known JID"};
+  }
+  HostOutput out;
+  if (m_trust->find(it->second.real_jid) != nullptr) {
+    MPOTR_CHECK(m_trust->untrust(it->second.real_jid));
+    out.trust_changed = true;
+  }
+  out.notices.push_back(make_notice("trust_reset", Severity::Info,
+                                    "Forgot the recorded key of " + std::string(nick) +
+                                        "; their current key will be trusted on first use",
+                                    std::string(nick)));
+  out.merge(restart(now, rng));
+  return out;
+}
+
+HostOutput RoomHost::absorb(Result<Output> result) {
+  HostOutput out;
+  if (!result.ok()) {
+    Notice n = make_notice("engine_error", Severity::Warning, "mpOTR: " + result.error().detail);
+    n.code = result.error().code;
+    out.notices.push_back(std::move(n));
+    return out;
+  }
+  Output& o = result.value();
+  m_engine_wake = o.wake_at;
+  out.payloads = std::move(o.broadcasts);
+  for (const auto& ev : o.events) {
+    translate(ev, out);
+  }
+  return out;
+}
+
+void RoomHost::track_sent(const Event& ev) {
+  if (ev.nick != m_self_nick) {
+    return;
+  }
+  for (auto& s : m_sent) {
+    if (ev.kind == EventKind::Confirmed && s.seq <= ev.seq) {
+      s.confirmed_by.insert(ev.by);
+    } else if (ev.kind == EventKind::FullyConfirmed && s.seq <= ev.seq) {
+      s.fully_confirmed = true;
+      s.overdue = false;
+    } else if (ev.kind == EventKind::ConfirmationOverdue && s.seq == ev.seq) {
+      s.overdue = true;
+    }
+  }
+}
+
+void RoomHost::translate(const Event& ev, HostOutput& out) {
+  Notice n;
+  n.event = ev;
+  n.nick = ev.nick;
+  const std::string who = ev.nick;
+  switch (ev.kind) {
+    case EventKind::SetupStarted:
+      n.kind = "setup";
+      n.severity = Severity::Info;
+      n.text = "Setting up a secure session with " + join(ev.nicks);
+      break;
+    case EventKind::SessionEstablished:
+      m_auto_restarts = 0;
+      m_sent.clear();
+      n.kind = "secure";
+      n.severity = Severity::Info;
+      n.text = "Session secure with " + join(ev.nicks) + " (session " + short_id(ev.session_id) + ")";
+      break;
+    case EventKind::SetupFailed:
+      n.kind = "setup_failed";
+      n.severity = Severity::Alert;
+      n.code = ev.code;
+      n.text = "Session setup FAILED" + (who.empty() ? std::string() : " because of " + who) + ": " + ev.detail;
+      break;
+    case EventKind::SetupTimeout:
+      n.kind = "setup_timeout";
+      n.severity = Severity::Warning;
+      n.code = ev.code;
+      n.text = "Session setup timed out waiting for " + join(ev.nicks) +
+               (ev.detail.empty() ? std::string() : " (last problem: " + ev.detail + ")");
+      if (m_auto_restarts < kMaxAutoRestarts) {
+        ++m_auto_restarts;
+        m_restart_due = 0;  // at the next tick
+        n.text += "; retrying";
+      } else {
+        n.text += "; use /restart to try again";
+      }
+      break;
+    case EventKind::NewIdentity: {
+      n.kind = "new_identity";
+      n.severity = Severity::Info;
+      std::string jid;
+      if (auto it = m_occupants.find(who); it != m_occupants.end()) {
+        jid = it->second.real_jid;
+      }
+      n.text = "First time we see " + who + "'s key (" + ev.detail +
+               "): trusted on first use. Compare it with them and use /verify to be sure";
+      if (m_trust != nullptr && !jid.empty() && ev.data.size() == 32) {
+        Fingerprint fp;
+        std::copy(ev.data.begin(), ev.data.end(), fp.bytes.begin());
+        if (m_trust->record_first_use(jid, fp).ok()) {
+          out.trust_changed = true;
+        }
+      }
+      break;
+    }
+    case EventKind::MessageReceived:
+      n.kind = "message";
+      n.severity = Severity::Info;
+      n.text = ev.text;
+      if (ev.late) {
+        n.text += " [arrived late, after later messages]";
+      }
+      if (ev.nick == m_self_nick) {
+        return;  // our own echo: already shown as "sent"
+      }
+      break;
+    case EventKind::Heartbeat:
+      n.kind = "heartbeat";
+      n.severity = Severity::Debug;
+      n.text = who + " acknowledged the conversation";
+      break;
+    case EventKind::Confirmed:
+      track_sent(ev);
+      n.kind = "confirmed";
+      n.severity = Severity::Debug;
+      n.text = ev.by + " confirmed " + (who == m_self_nick ? "your" : who + "'s") + " messages up to #" + std::to_string(ev.seq);
+      break;
+    case EventKind::FullyConfirmed:
+      track_sent(ev);
+      n.kind = "fully_confirmed";
+      n.severity = who == m_self_nick ? Severity::Info : Severity::Debug;
+      n.text = (who == m_self_nick ? std::string("Your") : who + "'s") + " message #" + std::to_string(ev.seq) +
+               " reached every member";
+      break;
+    case EventKind::ConfirmationOverdue:
+      track_sent(ev);
+      n.kind = "unconfirmed";
+      n.severity = Severity::Warning;
+      n.text = "Your message #" + std::to_string(ev.seq) + " has not been confirmed by " + join(ev.nicks) +
+               ": it may not have reached them";
+      break;
+    case EventKind::Gap:
+      n.kind = "gap";
+      n.severity = Severity::Warning;
+      n.text = "Messages " + range(ev.seq, ev.seq_end) + " from " + who +
+               " are missing; later ones are held until they arrive";
+      break;
+    case EventKind::MessageLost:
+      n.kind = "lost";
+      n.severity = Severity::Alert;
+      n.text = "Messages " + range(ev.seq, ev.seq_end) + " from " + who +
+               " never arrived: they were lost or suppressed by the server";
+      break;
+    case EventKind::SplitView:
+      n.kind = "split_view";
+      n.severity = Severity::Alert;
+      n.text = who + " sees a different conversation than you: the server may be showing members different messages";
+      break;
+    case EventKind::SessionClosing:
+      n.kind = "closing";
+      n.severity = Severity::Info;
+      n.text = "Closing session " + short_id(ev.session_id) + " (" + ev.detail + ")";
+      break;
+    case EventKind::TranscriptConsistent:
+      n.kind = "transcript_consistent";
+      n.severity = Severity::Info;
+      n.text = "Every member saw the same conversation in session " + short_id(ev.session_id);
+      break;
+    case EventKind::TranscriptMismatch:
+      n.kind = "transcript_mismatch";
+      n.severity = Severity::Alert;
+      n.text = who + "'s final transcript differs from yours: the conversation was not the same for everyone";
+      break;
+    case EventKind::ShutdownIncomplete:
+      n.kind = "shutdown_incomplete";
+      n.severity = Severity::Warning;
+      n.text = "Could not confirm the final transcript with " + join(ev.nicks) + " (they did not finish the shutdown)";
+      break;
+    case EventKind::KeyPublished:
+      n.kind = "key_published";
+      n.severity = Severity::Info;
+      n.text = "Published our signing key for session " + short_id(ev.session_id) +
+               ": anyone can now forge its messages, so the transcript proves nothing (deniability)";
+      break;
+    case EventKind::PeerKeyPublished:
+      n.kind = "peer_key_published";
+      n.severity = Severity::Debug;
+      n.text = who + " published their signing key for session " + short_id(ev.session_id) + " and it checked out";
+      break;
+    case EventKind::SessionClosed:
+      n.kind = "closed";
+      n.severity = Severity::Debug;
+      n.text = "Session " + short_id(ev.session_id) + " closed";
+      break;
+    case EventKind::ReadyToLeave:
+      n.kind = "ready_to_leave";
+      n.severity = Severity::Info;
+      n.text = "Shutdown finished: leaving the room";
+      out.leave_room = true;
+      break;
+    case EventKind::Rejected: {
+      Notice r = explain_rejection(Error{ev.code, ev.detail}, ev.nick);
+      r.event = ev;
+      out.notices.push_back(std::move(r));
+      return;
+    }
+  }
+  out.notices.push_back(std::move(n));
+}
+
+}  // namespace mpotr::transport
