@@ -10,6 +10,7 @@ PACKAGES=(
   libssl-dev libsodium-dev nlohmann-json3-dev
   catch2 libbenchmark-dev
   libstrophe-dev libotr5-dev tmux
+  ejabberd curl openssl             # testserver/: the loopback XMPP server the demo and tests use
 )
 
 missing=()

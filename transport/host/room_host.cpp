@@ -69,9 +69,15 @@ Notice explain_rejection(const Error& e, std::string_view nick) {
     case ErrorCode::Replay:
       n = make_notice("replay", Severity::Alert, "A message from " + who + " was delivered again (replayed) and was dropped" + why);
       break;
+    case ErrorCode::SessionIdMismatch:
+      // A setup message naming another attempt's session id. After every restart the old
+      // attempt's key shares are still in flight, and they cannot be told apart from altered
+      // ones; neither is ever used, and if a genuine one was lost the setup timeout says so.
+      n = make_notice("stale", Severity::Debug,
+                      "Ignored a setup message from " + who + " for another attempt (normal right after a restart)" + why);
+      break;
     case ErrorCode::BadSignature:
     case ErrorCode::BadMac:
-    case ErrorCode::SessionIdMismatch:
       n = make_notice("tampered", Severity::Alert,
                       "A message claiming to be from " + who + " failed authentication: it was forged or altered in transit, and was dropped" + why);
       break;
@@ -137,7 +143,7 @@ std::vector<Member> RoomHost::roster() const {
 
 HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, Rng& rng) {
   HostOutput out;
-  if (occupant.nick == m_self_nick && m_in_room) {
+  if (occupant.nick.empty() || (occupant.nick == m_self_nick && m_in_room)) {
     return out;  // our own presence is reported through on_self_present
   }
   auto it = m_occupants.find(occupant.nick);

@@ -175,6 +175,9 @@ std::optional<Inbound> parse_muc_stanza(const xmpp_stanza_t* stanza, std::string
     return std::nullopt;
   }
   if (std::strcmp(name, "presence") == 0) {
+    if (nick->empty()) {
+      return std::nullopt;  // the room's own presence (entity capabilities), not an occupant
+    }
     return Inbound{parse_presence(stanza, std::move(*nick))};
   }
   if (std::strcmp(name, "message") == 0) {

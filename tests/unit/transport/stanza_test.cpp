@@ -150,6 +150,8 @@ TEST_CASE("stanzas from elsewhere, private messages and history are told apart",
   CHECK_FALSE(parse_muc_stanza(other.get(), kRoom));
   StanzaPtr prefix = c.parse("<message from='room@conference.localhost.evil/bob' type='groupchat'><body>x</body></message>");
   CHECK_FALSE(parse_muc_stanza(prefix.get(), kRoom));
+  StanzaPtr room_caps = c.parse("<presence from='room@conference.localhost'><c xmlns='http://jabber.org/protocol/caps'/></presence>");
+  CHECK_FALSE(parse_muc_stanza(room_caps.get(), kRoom));  // the room itself is not an occupant
   StanzaPtr pm = c.parse("<message from='room@conference.localhost/bob' type='chat'><body>x</body></message>");
   CHECK_FALSE(parse_muc_stanza(pm.get(), kRoom));
   StanzaPtr history = c.parse("<message from='room@conference.localhost/bob' type='groupchat'><body>old</body>"
