@@ -4,12 +4,14 @@
 #   1. build/       RelWithDebInfo, warnings are errors: unit (+ integration, e2e) tests
 #   2. build-asan/  ASan + UBSan, same tests
 #   3. build-fuzz/  clang + libFuzzer + ASan/UBSan: every fuzz target for a short time
-#   4. the benchmark suite once, briefly, as a smoke test (report in build/)
+#   4. the benchmark suite once, briefly, as a smoke test, and the XMPP benchmark (report in build/)
+# Integration tests (label integration) start their own ejabberd on loopback (testserver/); the
+# load test (label load) runs in build/ only.
 # The last line of output is "<N> passed, <M> failed", N and M counting CTest tests over all steps
 # (a failing build or other non-test step counts as one failure). Exit status 0 only if all passed.
 #
 # Knobs (environment): JOBS (parallel build and test jobs, default: all cores),
-#   MPOTR_SKIP_BOOTSTRAP=1, MPOTR_SKIP_ASAN=1, MPOTR_SKIP_FUZZ=1, MPOTR_SKIP_BENCH=1,
+#   MPOTR_SKIP_BOOTSTRAP=1, MPOTR_SKIP_ASAN=1, MPOTR_SKIP_FUZZ=1, MPOTR_SKIP_BENCH=1, MPOTR_SKIP_LOAD=1,
 #   MPOTR_FUZZ_SECONDS (run time per fuzz target, default 20).
 set -euo pipefail
 
@@ -152,6 +154,15 @@ regex="$(label_regex build)"
 run_ctest build "$regex"
 end_step
 
+# The load test runs in the optimised build only: under the sanitizers it would take an hour.
+if [ "${MPOTR_SKIP_LOAD:-0}" = "1" ]; then
+  note "MPOTR_SKIP_LOAD=1: skipping the load test"
+else
+  begin_step "load test (build/): 20 rooms x 10 members x 1000 messages each, one ejabberd"
+  run_ctest build '^load$'
+  end_step
+fi
+
 if [ "${MPOTR_SKIP_ASAN:-0}" = "1" ]; then
   note "MPOTR_SKIP_ASAN=1: skipping the sanitizer build"
 else
@@ -196,6 +207,11 @@ else
   timeout 900 "$BENCH" --report="$ROOT/build/bench-report.json" --benchmark_min_time=0.01 \
     || die "$BENCH failed or ran longer than 15 minutes"
   [ -s build/bench-report.json ] || die "$BENCH did not write build/bench-report.json"
+  end_step
+
+  begin_step "XMPP benchmark (real ejabberd; adds an xmpp section to build/bench-report.json)"
+  timeout 600 build/tests/bench/mpotr-bench-xmpp --report="$ROOT/build/bench-report.json" \
+    || die "mpotr-bench-xmpp failed or ran longer than 10 minutes"
   end_step
 fi
 

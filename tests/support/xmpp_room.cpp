@@ -75,7 +75,10 @@ void XmppRooms::step(TimeMs wait_ms) {
   for (auto& m : m_members) {
     m->client->pump(now);
     for (auto& n : m->client->take_notices()) {
-      m->notices.push_back(std::move(n));
+      ++m->counts[n.kind];
+      if (m_options.keep_all_notices || n.severity >= Severity::Warning) {
+        m->notices.push_back(std::move(n));
+      }
     }
   }
 }
@@ -133,8 +136,8 @@ bool XmppRooms::secure_together(const std::vector<std::string>& nicks, const std
 }
 
 std::size_t XmppRooms::count(const XmppMember& m, std::string_view kind) const {
-  return static_cast<std::size_t>(
-      std::count_if(m.notices.begin(), m.notices.end(), [&](const Notice& n) { return n.kind == kind; }));
+  const auto it = m.counts.find(kind);
+  return it == m.counts.end() ? 0 : it->second;
 }
 
 std::vector<std::string> XmppRooms::messages_from(const XmppMember& m, const std::string& author) const {

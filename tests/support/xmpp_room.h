@@ -21,7 +21,8 @@ struct XmppMember {
   std::unique_ptr<Rng> rng;
   std::unique_ptr<TrustStore> trust;
   std::unique_ptr<transport::MucClient> client;
-  std::vector<transport::Notice> notices;  // everything the client reported, in order
+  std::vector<transport::Notice> notices;  // what the client reported, in order (see keep_all_notices)
+  std::map<std::string, std::size_t, std::less<>> counts;  // notices per kind, always kept
 };
 
 struct XmppRoomOptions {
@@ -32,6 +33,8 @@ struct XmppRoomOptions {
   TimeMs roster_settle_ms = 0;
   bool reconnect = true;
   bool deterministic_keys = false;  // seeded RNGs: reproducible identities (not nonces' timing)
+  // Load tests: keep only counts, plus notices of Warning severity and above (memory).
+  bool keep_all_notices = true;
 };
 
 class XmppRooms {
