@@ -221,17 +221,19 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
 
 Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& msg, ByteView payload,
                                      std::size_t signed_len, std::string_view from_nick, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
-  Peer& peer = m_peers[j];
   if (m_phase == SetupPhase::Offers) {
-    // Sent by a member that already has every offer; keep it until we do too.
-    MPOTR_CHECK(buffer_early(peer, peer.early_key_shares, payload, signed_len, msg.session_id, msg.signature,
+    // Sent by a member that already has every offer; keep it until we do too (R-KS-3).
+    MPOTR_TRY(Peer* early, early_peer(from_nick, "key share"));
+    MPOTR_CHECK(buffer_early(*early, early->early_key_shares, payload, signed_len, msg.session_id, msg.signature,
                              "key share"));
     return Output{};
   }
   if (msg.session_id != m_sid) {
-    return make_error(ErrorCode::SessionIdMismatch, "key share for another session id");
+    // Only buffered messages get here (routing checks the sid of the others).
+    return make_error(ErrorCode::UnknownSession, "buffered key share names another session: it belongs to an abandoned attempt");
   }
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
+  Peer& peer = m_peers[j];
   const ByteView signed_part = payload.first(signed_len);
   if (j == m_self) {
     if (std::equal(peer.key_share_signed.begin(), peer.key_share_signed.end(), signed_part.begin(), signed_part.end())) {
@@ -317,14 +319,20 @@ Result<Output> Attempt::send_attest(Rng& rng) {
 
 Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, ByteView payload,
                                   std::size_t signed_len, std::string_view from_nick, Rng& rng) {
-  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
-  Peer& peer = m_peers[j];
-  if (m_phase == SetupPhase::Offers || m_phase == SetupPhase::KeyShares) {
-    MPOTR_CHECK(buffer_early(peer, peer.early_attests, payload, signed_len, msg.session_id, msg.signature, "attest"));
+  if (m_phase == SetupPhase::Offers) {
+    MPOTR_TRY(Peer* early, early_peer(from_nick, "attest"));
+    MPOTR_CHECK(buffer_early(*early, early->early_attests, payload, signed_len, msg.session_id, msg.signature, "attest"));
     return Output{};
   }
   if (msg.session_id != m_sid) {
-    return make_error(ErrorCode::SessionIdMismatch, "attest for another session id");
+    // Only buffered messages get here (routing checks the sid of the others).
+    return make_error(ErrorCode::UnknownSession, "buffered attest names another session: it belongs to an abandoned attempt");
+  }
+  MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, msg.sender));
+  Peer& peer = m_peers[j];
+  if (m_phase == SetupPhase::KeyShares) {
+    MPOTR_CHECK(buffer_early(peer, peer.early_attests, payload, signed_len, msg.session_id, msg.signature, "attest"));
+    return Output{};
   }
   const ByteView signed_part = payload.first(signed_len);
   if (j == m_self) {
@@ -377,11 +385,27 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
 // Keeps a setup message that arrived before its phase. If the sender's offer (with its signing
 // key) is already here the signature is checked at once, so a forgery cannot take the place of
 // the genuine message; otherwise a few candidates are kept and sorted out when the phase comes.
+// In round 1 the session id is unknown, so a setup message cannot yet be tied to this attempt:
+// it may be a late message of an abandoned attempt for another roster (whose sender index means
+// another member) or of the same member's earlier attempt (signed with an older key). Only the
+// transport sender is checked here; the index is checked with the sid when the phase comes.
+Result<Attempt::Peer*> Attempt::early_peer(std::string_view from_nick, std::string_view what) {
+  const int idx = index_of(m_roster, from_nick);
+  if (idx < 0) {
+    return make_error(ErrorCode::UnknownSession, std::string(what) + " from '" + std::string(from_nick) +
+                                                     "', who is not in the roster being set up: it belongs to another attempt");
+  }
+  return &m_peers[static_cast<std::size_t>(idx)];
+}
+
 Result<void> Attempt::buffer_early(Peer& peer, std::vector<Bytes>& early, ByteView payload, std::size_t signed_len,
                                    const Hash32& claimed_sid, const codec::Signature& sig, std::string_view what) {
   if (peer.signing_key &&
       !peer.signing_key->verify_digest(ks::signed_digest(claimed_sid, payload.first(signed_len)), view(sig))) {
-    return make_error(ErrorCode::BadSignature, std::string(what) + " signature does not verify");
+    // Not signed with the key of the sender's offer for this attempt: a message of one of its
+    // abandoned attempts, or a forgery. Neither is kept, and a stale one is not evidence.
+    return make_error(ErrorCode::UnknownSession, std::string(what) +
+                                                     " is not signed with the sender's key for this attempt (stale or forged)");
   }
   // A verified copy is identified by its signed part; an unverifiable one only by all its
   // bytes, or a forgery with a genuine signed part and a broken signature would shadow the

@@ -84,6 +84,7 @@ class Attempt {
   Result<Output> send_key_share(const Context& ctx, Rng& rng);
   Result<Output> send_attest(Rng& rng);
   Output replay_early(const Context& ctx, Rng& rng);
+  Result<Peer*> early_peer(std::string_view from_nick, std::string_view what);
   Result<void> buffer_early(Peer& peer, std::vector<Bytes>& early, ByteView payload, std::size_t signed_len,
                             const Hash32& claimed_sid, const codec::Signature& sig, std::string_view what);
   void forget_secrets();

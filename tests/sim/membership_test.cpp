@@ -193,11 +193,6 @@ TEST_CASE("sim: membership changes converge on a fresh session", "[sim][membersh
           // timeout (publishing and closing happen at once, so late peers' reveals land here).
           CHECK(d.type == MessageType::KeyReveal);
           CHECK(sids.count(tag) == 1);
-        } else if (d.error->code == ErrorCode::NotAMember || d.error->code == ErrorCode::NickMismatch) {
-          // KNOWN BUG (see "stale setup messages ... are not reported as spoofing"): a key
-          // share or attest of the abandoned attempt, checked against the new roster.
-          CHECK((d.type == MessageType::KeyShare || d.type == MessageType::Attest));
-          CHECK(sids.count(tag) == 0);
         } else {
           CHECK(d.error->code == ErrorCode::UnknownSession);
           CHECK(sids.count(tag) == 0);
@@ -206,7 +201,7 @@ TEST_CASE("sim: membership changes converge on a fresh session", "[sim][membersh
       for (const auto& e : events_of(m, EventKind::Rejected)) {
         // A setup message buffered early for an attempt that was then replaced.
         CAPTURE(e.detail);
-        CHECK(e.code == ErrorCode::SessionIdMismatch);
+        CHECK(e.code == ErrorCode::UnknownSession);
       }
     }
     if (!o.old_sid) {
@@ -305,13 +300,12 @@ TEST_CASE("sim: connection drop: the others still finish the old session", "[sim
 }
 
 TEST_CASE("sim: stale setup messages of an abandoned attempt are not reported as spoofing",
-          "[sim][membership][!mayfail]") {
+          "[sim][membership]") {
   // All offers are out and the three key shares are queued when carol's connection drops.
   // Alice and bob start a new attempt (alice, bob) and are in its offer phase when the old key
-  // shares arrive. Carol's claims sender index 2, outside the new two-member roster: the engine
-  // answers NotAMember (with dave joining instead, index 2 is dave: NickMismatch) — a spoofing
-  // alarm for honest traffic. Correct: it belongs to no session being set up (UnknownSession,
-  // or Replay), and bob's old key share must not occupy bob's early slot either.
+  // shares arrive. Carol's claims sender index 2, outside the new two-member roster, and
+  // bob's is signed with bob's old key: both belong to no session being set up
+  // (UnknownSession), not spoofing (R-KS-3; this was NotAMember/NickMismatch before).
   Room room(3, 711);
   Adversary adv(room, 3);
   for (int i = 0; i < 3; ++i) {

@@ -1107,19 +1107,29 @@ TEST_CASE("R-KS-3 early key shares are buffered (a few per member) and processed
   REQUIRE(held.broadcasts.empty());
   REQUIRE_FALSE(alice.engine->summary() == before);
   require_rejected(room, alice, "bob", kb, ErrorCode::Duplicate);
-  // Sender checks apply at once.
-  require_rejected(room, alice, "carol", kb, ErrorCode::NickMismatch);
+  // A sender outside the roster being set up: another attempt's message.
+  require_rejected(room, alice, "mallory", kb, ErrorCode::UnknownSession);
+  // bob's offer is held, so bob's key for this attempt is known: a key share of bob's that it
+  // does not verify is stale (an abandoned attempt) or forged, and is not kept.
+  auto resigned = decode_as<codec::KeyShare>(kb);
+  resigned.signature[5] ^= 0x01;
+  require_rejected(room, alice, "bob", codec::encode(resigned), ErrorCode::UnknownSession);
 
-  // An early key share for another session id is reported when round 2 starts.
+  // Until the sid is known the sender index is not checked (it refers to the roster the message
+  // was made for); when round 2 starts it is, after the sid: another session id is
+  // UnknownSession (stale), a wrong index with the right sid is NickMismatch.
   auto wrong = decode_as<codec::KeyShare>(kc);
   wrong.session_id[0] ^= 0x01;
   require_accepted(room, alice, "carol", codec::encode(wrong));
+  require_accepted(room, alice, "carol", kb);  // bob's key share sent by carol: index 1, not carol's
   const Output round2 = require_accepted(room, alice, "carol", oc.payload);
   REQUIRE(type_of(round2.broadcasts.at(0)) == MessageType::KeyShare);
   const auto rejected = kinds(round2.events, EventKind::Rejected);
-  REQUIRE(rejected.size() == 1);
+  REQUIRE(rejected.size() == 2);
   REQUIRE(rejected[0].nick == "carol");
-  REQUIRE(rejected[0].code == ErrorCode::SessionIdMismatch);
+  REQUIRE(rejected[0].code == ErrorCode::UnknownSession);
+  REQUIRE(rejected[1].nick == "carol");
+  REQUIRE(rejected[1].code == ErrorCode::NickMismatch);
   // bob's buffered share was accepted: only carol's is missing.
   require_rejected(room, alice, "bob", kb, ErrorCode::Duplicate);
   const Output round3 = require_accepted(room, alice, "carol", kc);
@@ -1259,7 +1269,8 @@ TEST_CASE("R-KS-12 an unverified early message never blocks or incriminates the 
   const Bytes kb = queued_from(room, "bob", MessageType::KeyShare);
   Bytes junk = kb;
   junk[junk.size() - 1] ^= 0x01;  // the server's forgery: bad signature
-  require_rejected(room, alice, "bob", junk, ErrorCode::BadSignature);
+  // Not signed with bob's key for this attempt: stale or forged, it is not kept (R-KS-3).
+  require_rejected(room, alice, "bob", junk, ErrorCode::UnknownSession);
   require_accepted(room, alice, "bob", kb);
   room.deliver_to(alice, oc);
   room.run();
