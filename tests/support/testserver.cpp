@@ -177,7 +177,11 @@ TestServer::TestServer(TestServerOptions opts) : m_opts(opts) {
                                     "--c2s-port",
                                     std::to_string(c2s),
                                     "--http-port",
-                                    std::to_string(http)};
+                                    std::to_string(http),
+                                    // If this process dies without running our destructor
+                                    // (a crash, a signal), the server is stopped anyway.
+                                    "--owner-pid",
+                                    std::to_string(::getpid())};
       if (m_opts.tls_required) {
         args.emplace_back("--tls-required");
       } else if (m_opts.tls) {

@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -54,7 +56,12 @@ std::string normalise_fingerprint(std::string_view fp) {
 }  // namespace
 
 XmppLoop::XmppLoop() {
-  std::call_once(g_strophe_init, [] { xmpp_initialize(); });
+  std::call_once(g_strophe_init, [] {
+    xmpp_initialize();
+    // libstrophe writes to sockets with plain send(): a peer that closed first would kill the
+    // process with SIGPIPE instead of giving EPIPE, which the library handles as a disconnect.
+    ::signal(SIGPIPE, SIG_IGN);
+  });
   // libstrophe's own log is off unless asked for: it would print stanzas, i.e. metadata.
   const xmpp_log_t* log = std::getenv("MPOTR_XMPP_DEBUG") != nullptr ? xmpp_get_default_logger(XMPP_LEVEL_DEBUG) : nullptr;
   m_ctx = xmpp_ctx_new(nullptr, log);

@@ -54,6 +54,7 @@ struct ReconnectPolicy {
 };
 
 // One libstrophe context for many clients (the benchmark and load test run hundreds).
+// The first XmppLoop of a process sets SIGPIPE to be ignored (libstrophe writes with send()).
 class XmppLoop {
  public:
   XmppLoop();
