@@ -110,28 +110,33 @@ struct MucClient::Callbacks {
     return 1;  // keep the handler
   }
 
+  // Called during a TLS handshake when normal verification fails. libstrophe 0.12 does not
+  // say for which connection (the certificate's conn is unset), only the context. Handshakes
+  // run synchronously inside the context's loop, so the connection is one of the clients of
+  // this context that are connecting; the certificate is accepted only if every one of them
+  // would accept it (its pin matches), so no client can ever accept for another.
   static int on_certfail(const xmpp_tlscert_t* cert, const char* const errormsg) {
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
-    auto it = registry().find(xmpp_tlscert_get_conn(cert));
-    if (it == registry().end()) {
-      return 0;
-    }
-    MucClient* self = it->second;
-    const TlsPolicy& tls = self->m_account.tls;
+    const xmpp_ctx_t* ctx = xmpp_tlscert_get_ctx(cert);
     const char* fp = xmpp_tlscert_get_string(cert, XMPP_CERT_FINGERPRINT_SHA256);
     const std::string presented = fp != nullptr ? normalise_fingerprint(fp) : std::string();
-    if (!tls.pin_sha256.empty() && !presented.empty() && presented == normalise_fingerprint(tls.pin_sha256)) {
-      self->m_cert_note = "server certificate accepted by its pinned SHA-256 fingerprint";
-      return 1;
+    const std::string why = errormsg != nullptr ? errormsg : "verification failed";
+    std::lock_guard<std::mutex> lock(g_registry_mutex);
+    std::vector<MucClient*> candidates;
+    for (const auto& [conn, client] : registry()) {
+      if (client->m_loop.ctx() == ctx && client->m_state == ClientState::Connecting) {
+        candidates.push_back(client);
+      }
     }
-    if (tls.trust_any) {
-      self->m_cert_note = "server certificate NOT verified (" + std::string(errormsg != nullptr ? errormsg : "?") +
-                          "): --insecure-trust-any-cert is for tests only";
-      return 1;
+    bool accept = !candidates.empty() && !presented.empty();
+    for (MucClient* c : candidates) {
+      const std::string& pin = c->m_account.tls.pin_sha256;
+      accept = accept && !pin.empty() && normalise_fingerprint(pin) == presented;
     }
-    self->m_cert_note = "server certificate rejected: " + std::string(errormsg != nullptr ? errormsg : "?") +
-                        " (SHA-256 " + (fp != nullptr ? fp : "?") + ")";
-    return 0;
+    for (MucClient* c : candidates) {
+      c->m_cert_note = accept ? "server certificate accepted by its pinned SHA-256 fingerprint"
+                              : "server certificate rejected: " + why + " (SHA-256 " + (fp != nullptr ? fp : "?") + ")";
+    }
+    return accept ? 1 : 0;
   }
 
   static int on_socket(xmpp_conn_t* conn, void* sock) {
@@ -194,6 +199,13 @@ void MucClient::connect(TimeMs now) {
   }
   long flags = XMPP_CONN_FLAG_DISABLE_SM;  // a lost connection means a lost room: no stream resumption
   flags |= m_account.tls.mode == TlsMode::Disabled ? XMPP_CONN_FLAG_DISABLE_TLS : XMPP_CONN_FLAG_MANDATORY_TLS;
+  if (m_account.tls.mode != TlsMode::Disabled && m_account.tls.trust_any) {
+    flags |= XMPP_CONN_FLAG_TRUST_TLS;  // no verification at all: tests only, reported on connect
+    m_cert_note = "server certificate NOT verified (--insecure-trust-any-cert is for tests only)";
+  }
+  if ((flags & XMPP_CONN_FLAG_TRUST_TLS) == 0) {
+    m_cert_note.clear();
+  }
   xmpp_conn_set_flags(m_conn, flags);
   xmpp_conn_set_jid(m_conn, m_account.jid.c_str());
   xmpp_conn_set_pass(m_conn, m_account.password.c_str());
@@ -205,7 +217,6 @@ void MucClient::connect(TimeMs now) {
   xmpp_handler_add(m_conn, &Callbacks::on_stanza, nullptr, nullptr, nullptr, this);
   m_connected_flag = false;
   m_lost.reset();
-  m_cert_note.clear();
   m_fd = -1;
   set_state(ClientState::Connecting);
   const char* host = m_account.host.empty() ? nullptr : m_account.host.c_str();
@@ -290,14 +301,14 @@ void MucClient::on_connection_lost(std::string why) {
     why += " (" + m_cert_note + ")";
   }
   release_connection();
-  const bool was_in_room = m_state == ClientState::InRoom || m_state == ClientState::Leaving;
-  if (was_in_room || m_host.in_room()) {
-    apply(m_host.on_disconnected(why));
-  }
   if (m_quitting || m_state == ClientState::Closed) {
-    set_state(ClientState::Closed);
+    // We ended it (leave or quit): not a loss.
+    set_state(m_state == ClientState::Failed ? ClientState::Failed : ClientState::Closed);
     notice("closed", Severity::Info, "Disconnected");
     return;
+  }
+  if (m_state == ClientState::InRoom || m_state == ClientState::Leaving || m_host.in_room()) {
+    apply(m_host.on_disconnected(why));
   }
   if (!m_connected_once) {
     // Never got in: wrong password, unreachable server or a refused certificate. Retrying
