@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The project's demo command (README): installs the build dependencies, builds the demo in build/
-# (the same tree scripts/test.sh uses) and runs it: three members set up an mpOTR session in one
-# process and chat; the demo prints what each of them sees. Extra arguments go to the demo.
-# Knobs (environment): JOBS, MPOTR_SKIP_BOOTSTRAP=1.
+# The project's demo command (README): installs the build dependencies (ejabberd included),
+# builds mpotr-chat and the demo driver in build/ (the tree scripts/test.sh uses), starts a
+# private ejabberd on loopback (testserver/), registers four users and runs real mpotr-chat
+# clients in one room: alice, bob and carol set up a session and chat, dave joins (re-key),
+# carol leaves (transcript check, key publication). It prints every member's decrypted view and
+# a line of what the server relayed, then stops the server.
+# Knobs (environment): JOBS, MPOTR_SKIP_BOOTSTRAP=1, and those of scripts/xmpp-demo.sh.
+# The in-process demo (no server) is build/tools/mpotr-demo.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,18 +16,12 @@ MPOTR_SCRIPT=demo.sh
 # shellcheck source=scripts/common.sh
 source scripts/common.sh
 
-DEMO=build/tools/mpotr-demo
-
 banner "bootstrap (apt packages)"
 bootstrap
 
 banner "build (build/)"
 configure_normal
-if ! ninja -C build -t targets all 2>/dev/null | grep -q '^mpotr-demo:'; then
-  die "$DEMO is missing: the build has no mpotr-demo target (tools/mpotr-demo.cpp does not exist yet)"
-fi
-cmake --build build -j "$JOBS" --target mpotr-demo || die "building mpotr-demo failed (see the compiler output above)"
-[ -x "$DEMO" ] || die "$DEMO is missing after the build"
+cmake --build build -j "$JOBS" --target mpotr-chat mpotr-xmpp-demo \
+  || die "building mpotr-chat and mpotr-xmpp-demo failed (see the compiler output above)"
 
-banner "demo"
-exec "$DEMO" "$@"
+exec bash scripts/xmpp-demo.sh "$ROOT/build"
