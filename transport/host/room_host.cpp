@@ -29,9 +29,7 @@ void HostOutput::merge(HostOutput&& other) {
   leave_room = leave_room || other.leave_room;
 }
 
-namespace {
-
-Notice make_notice(std::string kind, Severity severity, std::string text, std::string nick = {}) {
+Notice make_notice(std::string kind, Severity severity, std::string text, std::string nick) {
   Notice n;
   n.kind = std::move(kind);
   n.severity = severity;
@@ -39,6 +37,8 @@ Notice make_notice(std::string kind, Severity severity, std::string text, std::s
   n.nick = std::move(nick);
   return n;
 }
+
+namespace {
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;

@@ -163,11 +163,7 @@ MucClient::MucClient(XmppLoop& loop, XmppAccount account, std::string room, std:
 MucClient::~MucClient() { release_connection(); }
 
 void MucClient::notice(std::string kind, Severity severity, std::string text) {
-  Notice n;
-  n.kind = std::move(kind);
-  n.severity = severity;
-  n.text = std::move(text);
-  m_notices.push_back(std::move(n));
+  m_notices.push_back(make_notice(std::move(kind), severity, std::move(text)));
 }
 
 std::vector<Notice> MucClient::take_notices() { return std::exchange(m_notices, {}); }
@@ -447,10 +443,7 @@ void MucClient::send_join() { send_stanza(build_join_presence(m_loop.ctx(), m_ro
 void MucClient::send_text(std::string_view text, TimeMs now) {
   m_now = now;
   if (m_state != ClientState::InRoom) {
-    Notice n;
-    n.kind = "not_sent";
-    n.severity = Severity::Warning;
-    n.text = "Not sent: not in the room (" + std::string(to_string(m_state)) + ")";
+    Notice n = make_notice("not_sent", Severity::Warning, "Not sent: not in the room (" + std::string(to_string(m_state)) + ")");
     n.code = ErrorCode::NotReady;
     m_notices.push_back(std::move(n));
     return;

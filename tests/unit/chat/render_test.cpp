@@ -21,12 +21,7 @@ constexpr const char* kClock = "12:34:56";
 constexpr const char* kRoom = "room@conference.localhost";
 
 Notice make(std::string kind, Severity severity, std::string text, std::string nick = {}) {
-  Notice n;
-  n.kind = std::move(kind);
-  n.severity = severity;
-  n.text = std::move(text);
-  n.nick = std::move(nick);
-  return n;
+  return transport::make_notice(std::move(kind), severity, std::move(text), std::move(nick));
 }
 
 Notice with_event(Notice n, Event ev) {

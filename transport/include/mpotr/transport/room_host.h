@@ -52,6 +52,8 @@ struct Notice {
   std::optional<ErrorCode> code;       // for rejected input and failures
 };
 
+Notice make_notice(std::string kind, Severity severity, std::string text, std::string nick = {});
+
 struct HostOutput {
   std::vector<Bytes> payloads;  // broadcast to the room, in order
   std::vector<Notice> notices;
