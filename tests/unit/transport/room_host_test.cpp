@@ -241,6 +241,34 @@ TEST_CASE("RoomHost: a leave and a join each re-key the room", "[transport][host
   }
 }
 
+TEST_CASE("RoomHost: a nick change re-keys the room under the new nick", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  const auto before = muc.get("alice").host->session()->session_id;
+  // carol becomes "caroline": the others see an unavailable presence with status 303, then
+  // the new nick; her own client rejoins under it (a fresh engine, spec §13.2).
+  Client& carol = muc.get("carol");
+  for (const char* n : {"alice", "bob"}) {
+    Client& c = muc.get(n);
+    muc.absorb(c, c.host->on_nick_change("carol", "caroline", muc.now, *c.rng));
+    muc.absorb(c, c.host->on_occupant_present(Occupant{"caroline", "carol@localhost"}, muc.now, *c.rng));
+  }
+  carol.nick = "caroline";  // what the room now writes as the sender of her messages
+  muc.absorb(carol, carol.host->on_self_present("caroline", true, muc.now, *carol.rng));
+  muc.run();
+  for (const char* n : {"alice", "bob", "caroline"}) {
+    Client& c = muc.get(n);
+    INFO(n);
+    REQUIRE(c.host->phase() == Phase::Established);
+    const auto info = c.host->session();
+    REQUIRE(info->members.size() == 3);
+    CHECK(info->session_id != before);
+    CHECK(std::any_of(info->members.begin(), info->members.end(), [](const MemberInfo& m) { return m.nick == "caroline"; }));
+  }
+  CHECK(count(muc.get("alice"), "nick_changed") == 1);
+  CHECK(muc.get("alice").host->occupants().count("carol") == 0);
+}
+
 TEST_CASE("RoomHost: presence within the settle window is folded into one re-key", "[transport][host]") {
   Muc muc(200);
   three_secure(muc);
