@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (p->self && p->available) {
         host.on_self_present(p->nick, p->shows_jids, now, rng);
       } else if (p->available) {
-        host.on_occupant_present(Occupant{p->nick, p->real_jid}, now, rng);
+        host.on_occupant_present(Occupant{p->nick, p->real_jid, p->mpotr}, now, rng);
       } else if (!p->new_nick.empty()) {
         host.on_nick_change(p->nick, p->new_nick, now, rng);
       } else {

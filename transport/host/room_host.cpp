@@ -136,7 +136,9 @@ std::vector<Member> RoomHost::roster() const {
   r.reserve(m_occupants.size() + 1);
   r.push_back(Member{m_self_nick, m_config.self_jid});
   for (const auto& [nick, o] : m_occupants) {
-    r.push_back(Member{nick, o.real_jid});
+    if (o.mpotr) {
+      r.push_back(Member{nick, o.real_jid});
+    }
   }
   return r;
 }
@@ -148,10 +150,23 @@ HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, R
   }
   auto it = m_occupants.find(occupant.nick);
   if (it != m_occupants.end()) {
-    if (it->second.real_jid == occupant.real_jid) {
+    const Occupant before = it->second;
+    if (before.real_jid == occupant.real_jid && before.mpotr == occupant.mpotr) {
       return out;  // a status update, not a membership change
     }
     it->second = occupant;
+    if (!m_in_room || (!before.mpotr && !occupant.mpotr)) {
+      return out;  // an outsider stays an outsider: the session is unchanged
+    }
+    if (before.mpotr != occupant.mpotr) {
+      out.notices.push_back(make_notice(
+          occupant.mpotr ? "joined" : "left", Severity::Info,
+          occupant.mpotr ? occupant.nick + " (" + occupant.real_jid + ") turned mpOTR on and joins the session"
+                         : occupant.nick + " turned mpOTR off and left the session (still in the room, reads nothing)",
+          occupant.nick));
+    }
+    out.merge(roster_changed(now, rng));
+    return out;
   } else {
     if (m_occupants.size() >= kMaxOccupants) {
       out.notices.push_back(make_notice("limit", Severity::Warning,
@@ -164,6 +179,12 @@ HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, R
   }
   if (!m_in_room) {
     return out;  // join burst: the roster is applied at our own presence
+  }
+  if (!occupant.mpotr) {
+    out.notices.push_back(make_notice("outsider", Severity::Warning,
+                                      occupant.nick + " joined the room without mpOTR: they cannot read the conversation",
+                                      occupant.nick));
+    return out;
   }
   out.notices.push_back(make_notice("joined", Severity::Info,
                                     occupant.nick + " (" + (occupant.real_jid.empty() ? "JID hidden" : occupant.real_jid) +
@@ -179,8 +200,9 @@ HostOutput RoomHost::on_occupant_gone(std::string_view nick, TimeMs now, Rng& rn
   if (it == m_occupants.end()) {
     return out;
   }
+  const bool member = it->second.mpotr;
   m_occupants.erase(it);
-  if (!m_in_room) {
+  if (!m_in_room || !member) {
     return out;
   }
   out.notices.push_back(make_notice("left", Severity::Info, std::string(nick) + " left the room", std::string(nick)));
@@ -198,7 +220,7 @@ HostOutput RoomHost::on_nick_change(std::string_view old_nick, std::string_view 
   m_occupants.erase(it);
   o.nick = std::string(new_nick);
   m_occupants.emplace(o.nick, o);
-  if (!m_in_room) {
+  if (!m_in_room || !o.mpotr) {
     return out;
   }
   out.notices.push_back(make_notice("nick_changed", Severity::Info,
@@ -221,7 +243,7 @@ HostOutput RoomHost::on_self_present(std::string_view nick, bool room_shows_jids
   m_restart_due.reset();
   m_auto_restarts = 0;
   const bool jid_missing = std::any_of(m_occupants.begin(), m_occupants.end(),
-                                       [](const auto& kv) { return kv.second.real_jid.empty(); });
+                                       [](const auto& kv) { return kv.second.mpotr && kv.second.real_jid.empty(); });
   if (!room_shows_jids || jid_missing) {
     m_refused = true;
     out.notices.push_back(make_notice(
@@ -234,7 +256,8 @@ HostOutput RoomHost::on_self_present(std::string_view nick, bool room_shows_jids
   m_engine = std::make_unique<Engine>(EngineConfig{m_config.room, m_self_nick, m_config.timeouts}, m_identity, m_trust);
   out.notices.push_back(make_notice("in_room", Severity::Info,
                                     "Joined " + m_config.room + " as " + m_self_nick + " with " +
-                                        std::to_string(m_occupants.size()) + " other occupant(s)"));
+                                        std::to_string(m_occupants.size()) + " other occupant(s), " +
+                                        std::to_string(roster().size() - 1) + " with mpOTR"));
   out.merge(apply_roster(now, rng));
   return out;
 }
@@ -260,10 +283,13 @@ HostOutput RoomHost::apply_roster(TimeMs now, Rng& rng) {
   m_auto_restarts = 0;
   m_restart_due.reset();
   HostOutput out;
-  if (m_occupants.empty()) {
-    out.notices.push_back(make_notice("alone", Severity::Info, "You are alone in the room: a secure session starts when someone joins"));
+  const auto members = roster();
+  if (members.size() == 1) {
+    out.notices.push_back(make_notice("alone", Severity::Info,
+                                      m_occupants.empty() ? "You are alone in the room: a secure session starts when someone joins"
+                                                          : "Nobody else in the room uses mpOTR: a secure session starts when someone does"));
   }
-  out.merge(absorb(m_engine->set_roster(roster(), now, rng)));
+  out.merge(absorb(m_engine->set_roster(members, now, rng)));
   return out;
 }
 

@@ -371,7 +371,7 @@ void MucClient::handle(const Inbound& in, TimeMs now) {
       return;
     }
     if (p->available) {
-      apply(m_host.on_occupant_present(Occupant{p->nick, p->real_jid}, now, m_rng));
+      apply(m_host.on_occupant_present(Occupant{p->nick, p->real_jid, p->mpotr}, now, m_rng));
     } else if (!p->new_nick.empty()) {
       apply(m_host.on_nick_change(p->nick, p->new_nick, now, m_rng));
     } else {

@@ -89,6 +89,7 @@ PresenceIn parse_presence(const xmpp_stanza_t* s, std::string nick) {
   if (type == "error") {
     p.error = error_condition(s);
   }
+  p.mpotr = p.available && child(s, kPayloadElement, kPayloadNs) != nullptr;
   if (const xmpp_stanza_t* x = child(s, "x", kMucUserNs)) {
     for (xmpp_stanza_t* c = xmpp_stanza_get_children(mut(x)); c != nullptr; c = xmpp_stanza_get_next(c)) {
       const char* name = xmpp_stanza_get_name(c);
@@ -96,7 +97,8 @@ PresenceIn parse_presence(const xmpp_stanza_t* s, std::string nick) {
         continue;
       }
       if (std::strcmp(name, "item") == 0) {
-        p.real_jid = bare_jid(attr(c, "jid"));
+        p.real_full_jid = attr(c, "jid");
+        p.real_jid = bare_jid(p.real_full_jid);
         p.new_nick = attr(c, "nick");
       } else if (std::strcmp(name, "status") == 0) {
         const std::string code = attr(c, "code");
@@ -220,6 +222,8 @@ StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::strin
   xmpp_stanza_set_attribute(history.get(), "maxstanzas", "0");
   add(x.get(), history);
   add(p.get(), x);
+  StanzaPtr marker = element(ctx, kPayloadElement, kPayloadNs);
+  add(p.get(), marker);
   return p;
 }
 

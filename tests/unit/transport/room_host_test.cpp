@@ -387,3 +387,44 @@ TEST_CASE("RoomHost: a lost connection resets the room state", "[transport][host
   CHECK(bob.host->occupants().empty());
   CHECK(bob.host->phase() == Phase::Idle);
 }
+
+TEST_CASE("RoomHost: occupants without the mpOTR marker stay outside the session (X-8)", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  const auto first = muc.get("alice").host->session()->session_id;
+  auto tell_all = [&](auto&& call) {
+    for (const char* n : {"alice", "bob", "carol"}) {
+      Client& c = muc.get(n);
+      muc.absorb(c, call(c));
+    }
+    muc.run();
+  };
+  // An occupant without the marker joins: a warning, no re-key.
+  tell_all([&](Client& c) { return c.host->on_occupant_present(Occupant{"olga", "olga@localhost", false}, muc.now, *c.rng); });
+  CHECK(muc.get("alice").host->session()->session_id == first);
+  CHECK(muc.get("alice").host->phase() == Phase::Established);
+  REQUIRE(last(muc.get("bob"), "outsider") != nullptr);
+  CHECK(last(muc.get("bob"), "outsider")->severity == Severity::Warning);
+  CHECK(muc.get("bob").host->occupants().at("olga").mpotr == false);
+  // A status update of the outsider changes nothing either.
+  tell_all([&](Client& c) { return c.host->on_occupant_present(Occupant{"olga", "olga@localhost", false}, muc.now, *c.rng); });
+  CHECK(muc.get("alice").host->session()->session_id == first);
+  // The outsider leaves: still no re-key.
+  tell_all([&](Client& c) { return c.host->on_occupant_gone("olga", muc.now, *c.rng); });
+  CHECK(muc.get("alice").host->session()->session_id == first);
+  CHECK(count(muc.get("alice"), "left") == 0);
+
+  // carol turns mpOTR off while staying in the room: the others re-key without her.
+  for (const char* n : {"alice", "bob"}) {
+    Client& c = muc.get(n);
+    muc.absorb(c, c.host->on_occupant_present(Occupant{"carol", "carol@localhost", false}, muc.now, *c.rng));
+  }
+  muc.get("carol").present = false;  // carol's own host is gone (she ended mpOTR)
+  muc.run();
+  const auto second = muc.get("alice").host->session();
+  REQUIRE(second);
+  CHECK(second->session_id != first);
+  CHECK(second->members.size() == 2);
+  CHECK(muc.get("alice").host->phase() == Phase::Established);
+  CHECK(last(muc.get("alice"), "left")->text.find("turned mpOTR off") != std::string::npos);
+}

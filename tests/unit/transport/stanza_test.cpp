@@ -97,6 +97,7 @@ TEST_CASE("the join asks for no history", "[transport][stanza]") {
   const auto xml = stanza_text(build_join_presence(c.ctx(), kRoom, "alice").get());
   CHECK(xml.find("to=\"room@conference.localhost/alice\"") != std::string::npos);
   CHECK(xml.find("<x xmlns=\"http://jabber.org/protocol/muc\"><history maxstanzas=\"0\"/></x>") != std::string::npos);
+  CHECK(xml.find("<mpotr xmlns=\"urn:mpotr:1\"/>") != std::string::npos);  // X-8: we take part
   const auto leave = stanza_text(build_leave_presence(c.ctx(), kRoom, "alice").get());
   CHECK(leave.find("type=\"unavailable\"") != std::string::npos);
   const auto config = stanza_text(build_room_config(c.ctx(), kRoom, "cfg").get());
@@ -117,8 +118,19 @@ TEST_CASE("presence: real JIDs, self, nick changes, removal and errors", "[trans
                    "<item affiliation='none' role='participant' jid='bob@localhost/res1'/></x></presence>");
   CHECK(bob.nick == "bob");
   CHECK(bob.real_jid == "bob@localhost");
+  CHECK(bob.real_full_jid == "bob@localhost/res1");
   CHECK(bob.available);
   CHECK_FALSE(bob.self);
+  CHECK_FALSE(bob.mpotr);  // no marker: an outsider (X-8)
+  auto marked = parse("<presence from='room@conference.localhost/bob'>" + x +
+                      "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:1'/></presence>");
+  CHECK(marked.mpotr);
+  auto wrong_ns = parse("<presence from='room@conference.localhost/bob'>" + x +
+                        "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:2'/></presence>");
+  CHECK_FALSE(wrong_ns.mpotr);
+  auto leaving = parse("<presence from='room@conference.localhost/bob' type='unavailable'>" + x +
+                       "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:1'/></presence>");
+  CHECK_FALSE(leaving.mpotr);  // only available presence takes part
 
   auto self = parse("<presence from='Room@Conference.Localhost/alice'>" + x +
                     "<item jid='alice@localhost/r'/><status code='100'/><status code='110'/><status code='201'/></x></presence>");

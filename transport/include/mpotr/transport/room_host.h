@@ -33,6 +33,9 @@ inline constexpr std::uint32_t kMaxAutoRestarts = 3;      // setup retries per r
 struct Occupant {
   std::string nick;
   std::string real_jid;  // bare JID; empty if the room hides it (semi-anonymous room)
+  // Its presence carries the mpOTR marker (spec X-8): it takes part in the session. Occupants
+  // without it are outsiders: tracked, shown to the user, never in the roster.
+  bool mpotr = true;
 };
 
 enum class Severity : std::uint8_t {

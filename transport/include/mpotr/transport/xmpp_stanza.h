@@ -26,6 +26,8 @@ using StanzaPtr = std::unique_ptr<xmpp_stanza_t, StanzaRelease>;
 struct PresenceIn {
   std::string nick;
   std::string real_jid;         // bare JID from <item jid=…>, empty if hidden
+  std::string real_full_jid;    // the same with its resource (a private channel to this client)
+  bool mpotr = false;           // carries <mpotr xmlns='urn:mpotr:1'/>: takes part in the session
   bool available = true;
   bool self = false;            // status 110: this presence is about us
   std::string new_nick;         // status 303: a nick change (with available = false)
@@ -55,7 +57,8 @@ std::string bare_jid(std::string_view jid);
 std::optional<Inbound> parse_muc_stanza(const xmpp_stanza_t* stanza, std::string_view room);
 
 StanzaPtr build_payload_message(xmpp_ctx_t* ctx, std::string_view room, std::string_view id, ByteView payload);
-// Join without history: the room must not replay an off-the-record conversation.
+// Join without history: the room must not replay an off-the-record conversation. The
+// presence carries the participation marker <mpotr xmlns='urn:mpotr:1'/> (X-8).
 StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick);
 StanzaPtr build_leave_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick);
 // Configuration form for a room we just created: non-anonymous (members see real JIDs,
