@@ -19,8 +19,8 @@ using namespace ossl;  // NOLINT(google-build-using-namespace): the RAII aliases
 
 // Fetched once rather than looked up implicitly on every init (see sha256_md in hash.cpp).
 const EVP_CIPHER* aes128_ctr_cipher() noexcept {
-  static const CipherPtr s_cipher(
-      ::EVP_CIPHER_fetch(nullptr, "AES-128-CTR", nullptr));
+  // Never destroyed (see curve() in ec.cpp).
+  static const CipherPtr& s_cipher = *new CipherPtr(::EVP_CIPHER_fetch(nullptr, "AES-128-CTR", nullptr));
   return s_cipher ? s_cipher.get() : ::EVP_aes_128_ctr();
 }
 

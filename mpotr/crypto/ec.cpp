@@ -134,7 +134,10 @@ Curve make_curve() noexcept {
 }
 
 const Curve* curve() noexcept {
-  static const Curve s_curve = make_curve();
+  // Never destroyed: a host process may still run our code from its own exit handlers (the
+  // Profanity plugin's disconnect hook runs from Profanity's atexit handler), after static
+  // destructors registered later would have freed it.
+  static const Curve& s_curve = *new Curve(make_curve());
   return s_curve.ok ? &s_curve : nullptr;
 }
 

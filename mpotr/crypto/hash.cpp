@@ -24,7 +24,8 @@ constexpr std::size_t kBlockLen = 64;  // SHA-256 block size, the HMAC key width
 // Fetched once: an explicit fetch avoids the implicit provider lookup EVP_sha256() costs on
 // every EVP_DigestInit_ex in OpenSSL 3.
 const EVP_MD* sha256_md() noexcept {
-  static const MdPtr s_md(::EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
+  // Never destroyed (see curve() in ec.cpp).
+  static const MdPtr& s_md = *new MdPtr(::EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
   return s_md ? s_md.get() : ::EVP_sha256();
 }
 

@@ -1,0 +1,1065 @@
+// SPDX-License-Identifier: MIT
+#include "plugin/core/plugin_core.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include <sodium.h>
+
+#include "mpotr/store/keyfile.h"
+#include "mpotr/store/trust_file.h"
+#include "mpotr/transport/stanza.h"
+#include "plugin/smp/otr_verifier.h"
+#include "plugin/smp/smp_secret.h"
+
+namespace mpotr::plugin {
+
+using transport::HostOutput;
+using transport::MessageIn;
+using transport::Notice;
+using transport::PresenceIn;
+using transport::Severity;
+using transport::StanzaPtr;
+
+namespace {
+
+// What Profanity's message-stanza hook sends in place of a stanza it must not send: XML allows
+// whitespace between stanzas (and servers read it as a keepalive), so nothing is transmitted.
+constexpr const char* kSuppressed = " ";
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string resource_of(std::string_view jid) {
+  const auto slash = jid.find('/');
+  return slash == std::string_view::npos ? std::string() : std::string(jid.substr(slash + 1));
+}
+
+Tone tone_of(Severity s) {
+  switch (s) {
+    case Severity::Alert:
+      return Tone::Alert;
+    case Severity::Warning:
+      return Tone::Warning;
+    default:
+      return Tone::Info;
+  }
+}
+
+std::string short_hex(const Hash32& h) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < 4; ++i) {
+    out += digits[h[i] >> 4];
+    out += digits[h[i] & 15];
+  }
+  return out;
+}
+
+std::string excerpt(const std::string& text) {
+  constexpr std::size_t kMax = 40;
+  return text.size() <= kMax ? text : text.substr(0, kMax) + "…";
+}
+
+// Profanity names account directories after the JID with '@' replaced; do the same, and keep
+// anything else that could walk out of the directory away.
+std::string account_dir_name(std::string_view bare) {
+  std::string out;
+  for (char c : bare) {
+    if (c == '@') {
+      out += "_at_";
+    } else if (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_') {
+      out += c;
+    } else {
+      out += '_';
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+PluginCore::PluginCore(Ui& ui, PluginPaths paths, std::unique_ptr<Rng> rng)
+    : m_ui(ui), m_paths(std::move(paths)), m_rng(std::move(rng)) {}
+
+PluginCore::~PluginCore() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Account
+
+void PluginCore::on_connect(std::string_view full_jid, TimeMs now) {
+  (void)now;
+  const std::string bare = lower(transport::bare_jid(full_jid));
+  if (bare.empty() || bare.find('@') == std::string::npos) {
+    m_ui.console_line(Tone::Alert, "mpOTR: cannot tell which account is logged in ('" + std::string(full_jid) + "')");
+    return;
+  }
+  if (m_identity_path && bare == m_account) {
+    m_full_jid = std::string(full_jid);
+    return;  // reconnect of the same account
+  }
+  const std::string dir = m_paths.data_dir + "/" + account_dir_name(bare);
+  const std::string identity_path = dir + "/identity.key";
+  bool created = false;
+  auto identity = store::load_or_create_identity(identity_path, *m_rng, &created);
+  if (!identity.ok()) {
+    m_ui.console_line(Tone::Alert, "mpOTR: cannot use the identity key " + identity_path + ": " + identity.error().detail +
+                                       ". mpOTR stays off for this account.");
+    return;
+  }
+  auto trust = store::load_trust(dir + "/trust.json");
+  if (!trust.ok()) {
+    m_ui.console_line(Tone::Alert, "mpOTR: cannot read the trust store " + dir + "/trust.json: " + trust.error().detail +
+                                       ". mpOTR stays off for this account; fix or move the file.");
+    return;
+  }
+  m_account = bare;
+  m_full_jid = std::string(full_jid);
+  m_identity_path = identity_path;
+  m_trust_path = dir + "/trust.json";
+  m_trust = std::move(trust).value();
+  auto otr = OtrVerifier::open(dir + "/otr", bare);
+  if (otr.ok()) {
+    m_otr = std::move(otr).value();
+  } else {
+    m_ui.console_line(Tone::Warning, "mpOTR: key verification by secret (SMP) is unavailable: " + otr.error().detail);
+  }
+  m_ui.console_line(Tone::Info, std::string("mpOTR: ") + (created ? "created" : "loaded") + " the identity key of " + bare +
+                                    ", fingerprint " + identity.value().fingerprint().grouped());
+}
+
+void PluginCore::on_disconnect(TimeMs now) {
+  (void)now;
+  for (auto& [jid, r] : m_rooms) {
+    if (r.host) {
+      apply(r, r.host->on_disconnected("the connection was lost"), now);
+      r.host.reset();
+      r.title.clear();
+      m_ui.room_title(jid, "");
+      m_ui.room_encrypted_char(jid, false);
+      show(jid, Tone::Warning, "mpOTR: disconnected; the session here is over. It restarts when you rejoin.");
+    }
+  }
+  m_rooms.clear();
+  m_pending.reset();
+  m_verifications.clear();
+  if (m_otr) m_otr->forget_all();
+}
+
+void PluginCore::shutdown(TimeMs now) {
+  (void)now;
+  for (auto& [jid, r] : m_rooms) {
+    if (r.host) {
+      // Withdraw the marker so the others re-key without us at once instead of timing out.
+      send_marker_presence(r, false);
+      r.host.reset();
+      m_ui.room_title(jid, "");
+      m_ui.room_encrypted_char(jid, false);
+      show(jid, Tone::Warning, "mpOTR: the plugin was unloaded; this room is no longer encrypted.");
+    }
+  }
+  m_rooms.clear();
+  m_wanted.clear();
+  m_pending.reset();
+  m_verifications.clear();
+  if (m_otr) {
+    m_otr->forget_all();
+    m_otr.reset();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rooms
+
+PluginCore::Room* PluginCore::room(std::string_view jid) {
+  auto it = m_rooms.find(lower(jid));
+  return it == m_rooms.end() ? nullptr : &it->second;
+}
+
+PluginCore::Room* PluginCore::secured_room(std::string_view jid) {
+  Room* r = room(jid);
+  return r != nullptr && r->host ? r : nullptr;
+}
+
+bool PluginCore::secured(std::string_view room_jid) const {
+  auto it = m_rooms.find(lower(room_jid));
+  return it != m_rooms.end() && it->second.host != nullptr;
+}
+
+const transport::RoomHost* PluginCore::host(std::string_view room_jid) const {
+  auto it = m_rooms.find(lower(room_jid));
+  return it == m_rooms.end() ? nullptr : it->second.host.get();
+}
+
+void PluginCore::show(const std::string& room_jid, Tone tone, const std::string& text) {
+  if (room_jid.empty() || !m_ui.room_line(room_jid, tone, text)) {
+    m_ui.console_line(tone, room_jid.empty() ? text : room_jid + ": " + text);
+  }
+}
+
+std::string PluginCore::next_id() {
+  const auto r = m_rng->array<6>();
+  static const char* digits = "0123456789abcdef";
+  std::string id = "mpotr-" + std::to_string(++m_id_counter) + "-";
+  for (auto b : r) {
+    id += digits[b >> 4];
+    id += digits[b & 15];
+  }
+  return id;
+}
+
+void PluginCore::send_marker_presence(Room& r, bool with) {
+  StanzaPtr base;
+  if (!r.last_presence.empty()) {
+    base = m_xml.parse(r.last_presence);
+  }
+  if (!base) {
+    base.reset(xmpp_presence_new(m_xml.ctx()));
+    const std::string to = r.jid + "/" + r.self_nick;
+    xmpp_stanza_set_to(base.get(), to.c_str());
+  }
+  // A presence update, not a join: without the MUC element (no history request, no rejoin).
+  StanzaPtr update = transport::StanzaPtr(nullptr);
+  update = copy_without(m_xml.ctx(), base.get(), "x", transport::kMucNs);
+  if (with) {
+    update = with_marker(m_xml.ctx(), update.get());
+  } else {
+    update = copy_without(m_xml.ctx(), update.get(), transport::kPayloadElement, transport::kPayloadNs);
+  }
+  m_ui.send_stanza(transport::stanza_text(update.get()));
+}
+
+void PluginCore::start(Room& r, TimeMs now) {
+  auto identity = store::load_identity(*m_identity_path);
+  if (!identity.ok()) {
+    show(r.jid, Tone::Alert, "mpOTR: cannot load the identity key: " + identity.error().detail);
+    return;
+  }
+  transport::RoomHostConfig config;
+  config.room = r.jid;
+  config.self_jid = m_account;
+  r.host = std::make_unique<transport::RoomHost>(std::move(config), std::move(identity).value(), &m_trust);
+  r.sent_text.clear();
+  r.end_deadline.reset();
+  m_wanted.insert(r.jid);
+  HostOutput out;
+  for (const auto& [nick, p] : r.occupants) {
+    out.merge(r.host->on_occupant_present(transport::Occupant{nick, p.real_jid, p.mpotr}, now, *m_rng));
+  }
+  out.merge(r.host->on_self_present(r.self_nick, r.shows_jids, now, *m_rng));
+  send_marker_presence(r, true);
+  m_ui.room_encrypted_char(r.jid, true);
+  show(r.jid, Tone::Info,
+       "mpOTR: securing this room. Members with mpOTR join the session; lines are only sent once it is secure.");
+  apply(r, std::move(out), now);
+  refresh_completions(r);
+}
+
+void PluginCore::finish_end(Room& r, const std::string& why) {
+  send_marker_presence(r, false);
+  r.host.reset();
+  r.end_deadline.reset();
+  r.title.clear();
+  m_wanted.erase(r.jid);
+  m_ui.room_title(r.jid, "");
+  m_ui.room_encrypted_char(r.jid, false);
+  show(r.jid, Tone::Warning, "mpOTR ended (" + why + "). This room is NOT encrypted any more: what you type now is sent in the clear.");
+}
+
+void PluginCore::refresh_title(Room& r) {
+  std::string title;
+  if (r.host) {
+    switch (r.host->phase()) {
+      case Phase::Established: {
+        title = "mpOTR";
+        const auto s = r.host->session();
+        bool all_verified = s && s->members.size() > 1;
+        if (s) {
+          for (const auto& m : s->members) {
+            if (m.nick != r.self_nick && m_trust.level(m.jid) != TrustLevel::Verified) all_verified = false;
+          }
+        }
+        if (all_verified) title += " verified";
+        break;
+      }
+      case Phase::Leaving:
+      case Phase::Left:
+        title = "mpOTR ending";
+        break;
+      default:
+        title = "mpOTR setup";
+        break;
+    }
+  }
+  if (title != r.title) {
+    r.title = title;
+    m_ui.room_title(r.jid, title);
+  }
+}
+
+void PluginCore::refresh_completions(const Room& r) {
+  std::vector<std::string> nicks;
+  for (const auto& [nick, p] : r.occupants) nicks.push_back(nick);
+  for (const auto& sub : nick_subcommands()) m_ui.completions("/mpotr " + sub, nicks);
+}
+
+void PluginCore::save_trust() {
+  auto saved = store::save_trust(m_trust_path, m_trust);
+  if (!saved.ok()) {
+    m_ui.console_line(Tone::Alert, "mpOTR: could not save the trust store " + m_trust_path + ": " + saved.error().detail +
+                                       " (trust decisions of this run will be forgotten)");
+  }
+}
+
+void PluginCore::apply(Room& r, HostOutput out, TimeMs now, std::vector<Notice>* messages) {
+  for (const auto& payload : out.payloads) {
+    StanzaPtr s = transport::build_payload_message(m_xml.ctx(), r.jid, next_id(), view(payload));
+    if (!m_ui.send_stanza(transport::stanza_text(s.get()))) {
+      show(r.jid, Tone::Warning, "mpOTR: offline, a protocol message could not be sent");
+    }
+  }
+  if (out.trust_changed) save_trust();
+  for (auto& n : out.notices) {
+    if (n.kind == "message" && n.event) {
+      if (messages != nullptr) {
+        messages->push_back(std::move(n));
+      } else {
+        show(r.jid, Tone::Info, n.nick + ": " + n.text);
+      }
+      continue;
+    }
+    if (n.kind == "sent" && n.event) {
+      if (r.sent_text.size() >= transport::kMaxTrackedSent) r.sent_text.erase(r.sent_text.begin());
+      r.sent_text[n.event->seq] = n.event->text;
+      continue;
+    }
+    if ((n.kind == "fully_confirmed" || n.kind == "unconfirmed") && n.event) {
+      auto it = r.sent_text.find(n.event->seq);
+      if (it == r.sent_text.end()) {
+        m_ui.log(Tone::Info, "mpOTR " + r.jid + ": " + n.text);  // already reported, or sent before a re-key
+        continue;
+      }
+      const std::string quote = " \"" + excerpt(it->second) + "\"";
+      if (n.kind == "fully_confirmed") {
+        show(r.jid, Tone::Good, "✓ delivered to everyone:" + quote);
+        r.sent_text.erase(it);
+      } else {
+        show(r.jid, Tone::Warning, "✗ NOT confirmed by everyone:" + quote + " — " + n.text);
+      }
+      continue;
+    }
+    if (n.severity == Severity::Debug) {
+      m_ui.log(Tone::Info, "mpOTR " + r.jid + ": " + n.text);
+      continue;
+    }
+    Tone tone = tone_of(n.severity);
+    if (n.kind == "secure" || n.kind == "verified") tone = Tone::Good;
+    show(r.jid, tone, "mpOTR: " + n.text);
+  }
+  if (out.leave_room && r.host) {
+    finish_end(r, "transcripts compared, keys published");
+    return;
+  }
+  (void)now;
+  refresh_title(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence
+
+void PluginCore::on_presence_stanza_receive(std::string_view xml, TimeMs now) {
+  if (!connected()) return;
+  StanzaPtr s = m_xml.parse(xml);
+  if (!s || find_child(s.get(), "x", transport::kMucUserNs) == nullptr) return;
+  const std::string room_jid = lower(transport::bare_jid(attribute(s.get(), "from")));
+  auto in = transport::parse_muc_stanza(s.get(), room_jid);
+  if (!in || !std::holds_alternative<PresenceIn>(*in)) return;
+  const auto& p = std::get<PresenceIn>(*in);
+  Room* r = room(room_jid);
+  if (r == nullptr) {
+    if (!p.available || (!p.self && p.nick.empty())) return;
+    if (m_rooms.size() >= kMaxRooms) {
+      m_ui.log(Tone::Warning, "mpOTR: tracking " + std::to_string(kMaxRooms) + " rooms already; ignoring " + room_jid);
+      return;
+    }
+    r = &m_rooms[room_jid];
+    r->jid = room_jid;
+  }
+  handle_presence(*r, p, now);
+}
+
+void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
+  if (!p.error.empty()) return;  // the client reports join errors itself
+  const bool is_self = p.self || (r.joined && p.nick == r.self_nick);
+  if (is_self) {
+    if (p.available) {
+      r.shows_jids = r.shows_jids || p.shows_jids || p.room_created;
+      const bool first = !r.joined || p.nick != r.self_nick;
+      r.joined = true;
+      r.self_nick = p.nick;
+      if (r.host) {
+        apply(r, r.host->on_self_present(p.nick, r.shows_jids, now, *m_rng), now);
+      } else if (first && m_wanted.contains(r.jid)) {
+        start(r, now);  // we secured this room before a reconnect or rejoin
+      }
+    } else if (!p.new_nick.empty()) {
+      // The room renames us; our new presence follows.
+    } else {
+      if (r.host) {
+        apply(r, r.host->on_disconnected(p.removed ? "removed from the room" : "left the room"), now);
+        m_ui.room_title(r.jid, "");
+        m_ui.room_encrypted_char(r.jid, false);
+      }
+      const std::string gone = r.jid;  // r dies with the erase
+      if (!p.removed) m_wanted.erase(gone);
+      m_rooms.erase(gone);
+    }
+    return;
+  }
+  if (p.nick.empty()) return;
+  if (p.available) {
+    if (!r.occupants.contains(p.nick) && r.occupants.size() >= transport::kMaxOccupants) return;
+    r.occupants[p.nick] = p;
+    if (r.host) apply(r, r.host->on_occupant_present(transport::Occupant{p.nick, p.real_jid, p.mpotr}, now, *m_rng), now);
+    if (!r.host && p.mpotr && r.joined && !r.hinted) {
+      r.hinted = true;
+      show(r.jid, Tone::Info, "mpOTR: " + p.nick + " uses mpOTR in this room. Type /mpotr start to take part.");
+    }
+  } else if (!p.new_nick.empty()) {
+    auto it = r.occupants.find(p.nick);
+    if (it != r.occupants.end()) {
+      PresenceIn moved = it->second;
+      moved.nick = p.new_nick;
+      r.occupants.erase(it);
+      r.occupants[p.new_nick] = moved;
+    }
+    if (r.host) apply(r, r.host->on_nick_change(p.nick, p.new_nick, now, *m_rng), now);
+  } else {
+    r.occupants.erase(p.nick);
+    if (r.host) apply(r, r.host->on_occupant_gone(p.nick, now, *m_rng), now);
+  }
+  if (r.host) refresh_completions(r);
+}
+
+std::optional<std::string> PluginCore::on_presence_stanza_send(std::string_view xml) {
+  if (!connected()) return std::nullopt;
+  StanzaPtr s = m_xml.parse(xml);
+  if (!s) return std::nullopt;
+  const std::string to = attribute(s.get(), "to");
+  const std::string type = attribute(s.get(), "type");
+  const std::string room_jid = lower(transport::bare_jid(to));
+  if (to.find('/') == std::string::npos || (!type.empty() && type != "unavailable")) return std::nullopt;
+  Room* r = room(room_jid);
+  const bool joining = find_child(s.get(), "x", transport::kMucNs) != nullptr;
+  if (r == nullptr && !joining) return std::nullopt;
+  if (type == "unavailable") {
+    return std::nullopt;  // leaving: the room's unavailable presence ends the session
+  }
+  if (r != nullptr) {
+    r->last_presence = transport::stanza_text(
+        copy_without(m_xml.ctx(), s.get(), transport::kPayloadElement, transport::kPayloadNs).get());
+    if (r->host) return transport::stanza_text(with_marker(m_xml.ctx(), s.get()).get());
+  } else if (m_rooms.size() < kMaxRooms) {
+    Room& created = m_rooms[room_jid];
+    created.jid = room_jid;
+    created.last_presence = std::string(xml);
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+bool PluginCore::on_message_stanza_receive(std::string_view xml, TimeMs now) {
+  m_pending.reset();  // a display replacement only ever applies to the stanza that produced it
+  StanzaPtr s = m_xml.parse(xml);
+  if (!s) return true;
+  const std::string type = attribute(s.get(), "type");
+  if (type == "chat") {
+    if (const xmpp_stanza_t* otr = find_child(s.get(), kOtrElement, kOtrNs)) {
+      handle_otr(attribute(s.get(), "from"), element_text(otr));
+      return false;  // never shown, never seen by the client's own OTR
+    }
+    return true;
+  }
+  if (type != "groupchat" && type != "error") return true;
+  const std::string room_jid = lower(transport::bare_jid(attribute(s.get(), "from")));
+  auto in = transport::parse_muc_stanza(s.get(), room_jid);
+  if (!in || !std::holds_alternative<MessageIn>(*in)) return true;
+  const auto& m = std::get<MessageIn>(*in);
+  if (m.payload_text && m.delayed) return false;  // history: an off-the-record session is not replayed
+  Room* r = room(room_jid);
+  if (!m.error.empty()) {
+    if (r != nullptr && r->host && m.payload_text) {
+      show(r->jid, Tone::Warning, "mpOTR: the server refused one of our messages: " + m.error);
+      return false;
+    }
+    return true;
+  }
+  if (r == nullptr) return true;
+  const bool has_body = find_child(s.get(), "body", nullptr) != nullptr;
+  return handle_groupchat(*r, m, has_body, now);
+}
+
+bool PluginCore::handle_groupchat(Room& r, const MessageIn& m, bool has_body, TimeMs now) {
+  if (m.nick.empty()) return true;  // from the room itself (subject, configuration notices)
+  if (!r.host) {
+    if (m.payload_text && !r.hinted && r.joined) {
+      r.hinted = true;
+      show(r.jid, Tone::Info, "mpOTR: " + m.nick + " uses mpOTR in this room. Type /mpotr start to take part.");
+    }
+    return true;  // clients without a session see the fallback text, like clients without mpOTR
+  }
+  if (!m.payload_text) {
+    if (m.delayed || !has_body) return true;
+    apply(r, r.host->on_plaintext(m.nick, m.body), now);
+    if (m.nick == r.self_nick) return true;
+    m_pending = PendingDisplay{r.jid, m.nick, "[NOT ENCRYPTED] " + m.body};
+    return true;
+  }
+  std::vector<Notice> messages;
+  apply(r, r.host->on_payload(m.nick, *m.payload_text, now, *m_rng), now, &messages);
+  if (has_body && messages.size() == 1 && messages[0].nick == m.nick && m.nick != r.self_nick) {
+    m_pending = PendingDisplay{r.jid, m.nick, messages[0].text};
+    return true;
+  }
+  for (const auto& n : messages) show(r.jid, Tone::Info, n.nick + ": " + n.text);
+  return false;
+}
+
+std::optional<std::string> PluginCore::on_room_message_display(std::string_view room_jid, std::string_view nick,
+                                                               std::string_view body) {
+  (void)body;
+  if (!m_pending || lower(room_jid) != m_pending->room || nick != m_pending->nick) return std::nullopt;
+  std::string text = std::move(m_pending->text);
+  m_pending.reset();
+  return text;
+}
+
+SendVerdict PluginCore::on_room_message_send(std::string_view room_jid, std::string_view text, TimeMs now) {
+  Room* r = secured_room(room_jid);
+  if (r == nullptr) return SendVerdict::Unchanged;
+  HostOutput out = r->host->send_text(text, now, *m_rng);
+  const bool sent = !out.payloads.empty();
+  apply(*r, std::move(out), now);
+  return sent ? SendVerdict::Unchanged : SendVerdict::Cancel;
+}
+
+std::optional<std::string> PluginCore::on_message_stanza_send(std::string_view xml) {
+  const bool any_secured = std::any_of(m_rooms.begin(), m_rooms.end(), [](const auto& kv) { return kv.second.host != nullptr; });
+  if (!any_secured) return std::nullopt;
+  StanzaPtr s = m_xml.parse(xml);
+  if (!s) {
+    // Fail closed: while a room is secured, a stanza we cannot read is not sent.
+    m_ui.log(Tone::Warning, "mpOTR: an outgoing message could not be parsed and was not sent");
+    return std::string(kSuppressed);
+  }
+  if (find_child(s.get(), "body", nullptr) == nullptr) return std::nullopt;  // chat states, receipts
+  const std::string to = attribute(s.get(), "to");
+  Room* r = secured_room(transport::bare_jid(to));
+  if (r == nullptr) return std::nullopt;
+  const std::string type = attribute(s.get(), "type");
+  if (type == "groupchat") {
+    // The line was encrypted and sent by the room send hook (or refused there): this is the
+    // client's plaintext copy.
+    return std::string(kSuppressed);
+  }
+  if (!resource_of(to).empty()) {
+    show(r->jid, Tone::Warning,
+         "mpOTR: private messages inside a secured room are not encrypted by mpOTR, so it was NOT sent. "
+         "Use a 1:1 chat with OTR or OMEMO.");
+  }
+  return std::string(kSuppressed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timer
+
+void PluginCore::on_timer(TimeMs now) {
+  for (auto it = m_rooms.begin(); it != m_rooms.end(); ++it) {
+    Room& r = it->second;
+    if (!r.host) continue;
+    if (r.end_deadline && now >= *r.end_deadline) {
+      finish_end(r, "the others did not finish the shutdown in time; keys not compared");
+      continue;
+    }
+    const auto wake = r.host->wake_at();
+    if (wake && *wake <= now) apply(r, r.host->tick(now, *m_rng), now);
+  }
+  if (m_otr && m_otr->poll_interval_seconds() > 0 &&
+      now - m_last_otr_poll >= static_cast<TimeMs>(m_otr->poll_interval_seconds()) * 1000) {
+    m_last_otr_poll = now;
+    apply_otr(m_otr->poll());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+void PluginCore::on_command(const std::vector<std::string>& args, std::optional<std::string> current_room, TimeMs now,
+                            std::string_view room_nick) {
+  std::string out_room = current_room ? lower(*current_room) : std::string();
+  auto parsed = parse_command(args);
+  if (!parsed.ok()) {
+    show(out_room, Tone::Warning, "mpOTR: " + parsed.error().detail);
+    return;
+  }
+  Command c = std::move(parsed).value();
+  if (std::holds_alternative<cmd::Help>(c)) {
+    for (const auto& line : help_lines()) show(out_room, Tone::Info, line);
+    return;
+  }
+  if (std::holds_alternative<cmd::Otp>(c)) {
+    show(out_room, Tone::Info, "mpOTR: the one-time-pad mode is not available yet.");
+    return;
+  }
+  if (!connected()) {
+    show(out_room, Tone::Warning, "mpOTR: not logged in (or the identity key could not be loaded: see the console).");
+    return;
+  }
+  Room* r = current_room ? room(*current_room) : nullptr;
+  if (auto* fp = std::get_if<cmd::Fingerprint>(&c)) {
+    command_fingerprint(out_room, r, fp->who);
+    return;
+  }
+  if (std::holds_alternative<cmd::Trust>(c) || std::holds_alternative<cmd::Untrust>(c) ||
+      std::holds_alternative<cmd::Block>(c)) {
+    command_trust(out_room, r, c, now);
+    return;
+  }
+  if (auto* s = std::get_if<cmd::Secret>(&c)) {
+    command_secret(out_room, *s);
+    return;
+  }
+  if (!current_room) {
+    show(out_room, Tone::Warning, "mpOTR: use this in a room window.");
+    return;
+  }
+  if ((r == nullptr || !r->joined) && std::holds_alternative<cmd::Start>(c) && !room_nick.empty() &&
+      (r != nullptr || m_rooms.size() < kMaxRooms)) {
+    // The plugin was loaded after we joined: the occupants' presence (with their real JIDs) was
+    // never seen. Joining again makes the room send all of it; the session starts once our own
+    // presence arrives.
+    if (r == nullptr) {
+      r = &m_rooms[out_room];
+      r->jid = out_room;
+    }
+    m_wanted.insert(out_room);
+    StanzaPtr join = transport::build_join_presence(m_xml.ctx(), out_room, room_nick);
+    m_ui.send_stanza(transport::stanza_text(join.get()));
+    show(out_room, Tone::Info, "mpOTR: fetching the member list of this room…");
+    return;
+  }
+  if (r == nullptr || !r->joined) {
+    show(out_room, Tone::Warning,
+         "mpOTR: this room's member list is unknown (was the plugin loaded after you joined?). /leave and /join "
+         "the room again, then /mpotr start.");
+    return;
+  }
+  if (std::holds_alternative<cmd::Start>(c)) {
+    if (r->host) {
+      apply(*r, r->host->restart(now, *m_rng), now);
+      show(r->jid, Tone::Info, "mpOTR: already secured here; restarting the key exchange.");
+      return;
+    }
+    start(*r, now);
+    return;
+  }
+  if (std::holds_alternative<cmd::End>(c)) {
+    if (!r->host) {
+      show(r->jid, Tone::Info, "mpOTR: this room is not secured.");
+      return;
+    }
+    if (r->host->phase() != Phase::Established) {
+      apply(*r, r->host->on_disconnected("ended by the user"), now);
+      finish_end(*r, "ended before the session was secure");
+      return;
+    }
+    r->end_deadline = now + kEndTimeoutMs;
+    show(r->jid, Tone::Info, "mpOTR: ending the session: comparing transcripts, then publishing our keys…");
+    apply(*r, r->host->leave(now, *m_rng), now);
+    return;
+  }
+  if (std::holds_alternative<cmd::Status>(c)) {
+    command_status(r->jid, r);
+    return;
+  }
+  if (auto* v = std::get_if<cmd::Verify>(&c)) {
+    command_verify(r->jid, r, *v);
+    return;
+  }
+}
+
+void PluginCore::command_status(const std::string& out, Room* r) {
+  if (!r->host) {
+    show(out, Tone::Info, "mpOTR: this room is not secured (/mpotr start). Occupants: " + std::to_string(r->occupants.size() + 1));
+    return;
+  }
+  const auto phase = r->host->phase();
+  const auto s = r->host->session();
+  std::string head = "mpOTR status: phase " + std::string(to_string(phase));
+  if (s) head += ", session " + short_hex(s->session_id) + ", " + std::to_string(s->members.size()) + " members";
+  show(out, Tone::Info, head);
+  show(out, Tone::Info, "  you: " + r->self_nick + " (" + m_account + ") " + r->host->fingerprint().grouped());
+  std::set<std::string> listed{r->self_nick};
+  if (s) {
+    for (const auto& m : s->members) {
+      if (m.nick == r->self_nick) continue;
+      listed.insert(m.nick);
+      show(out, Tone::Info, "  " + m.nick + " (" + m.jid + ") " + m.fingerprint.grouped() + " [" +
+                                std::string(to_string(m_trust.level(m.jid))) + "]");
+    }
+  }
+  for (const auto& [nick, p] : r->occupants) {
+    if (listed.contains(nick)) continue;
+    show(out, Tone::Info, "  " + nick + " (" + (p.real_jid.empty() ? "JID hidden" : p.real_jid) + ") " +
+                              (p.mpotr ? "not in the session yet" : "WITHOUT mpOTR: cannot read this room"));
+  }
+  std::size_t pending = 0;
+  for (const auto& st : r->host->sent()) pending += st.fully_confirmed ? 0 : 1;
+  if (pending > 0) show(out, Tone::Info, "  " + std::to_string(pending) + " of your lines are not confirmed by everyone yet");
+}
+
+std::optional<std::string> PluginCore::resolve_jid(const Room* r, const std::string& who) const {
+  if (r != nullptr) {
+    auto it = r->occupants.find(who);
+    if (it != r->occupants.end() && !it->second.real_jid.empty()) return lower(it->second.real_jid);
+    if (r->host) {
+      if (const auto s = r->host->session()) {
+        for (const auto& m : s->members) {
+          if (m.nick == who) return lower(m.jid);
+        }
+      }
+    }
+  }
+  if (who.find('@') != std::string::npos && who.find('/') == std::string::npos) return lower(who);
+  return std::nullopt;
+}
+
+void PluginCore::command_fingerprint(const std::string& out, Room* r, const std::string& who) {
+  if (who.empty()) {
+    auto identity = store::load_identity(*m_identity_path);
+    if (!identity.ok()) {
+      show(out, Tone::Alert, "mpOTR: cannot load the identity key: " + identity.error().detail);
+      return;
+    }
+    show(out, Tone::Info, "mpOTR: your fingerprint (" + m_account + "): " + identity.value().fingerprint().grouped());
+    return;
+  }
+  if (r != nullptr && r->host) {
+    if (const auto s = r->host->session()) {
+      for (const auto& m : s->members) {
+        if (m.nick == who || lower(m.jid) == lower(who)) {
+          show(out, Tone::Info, "mpOTR: " + m.nick + " (" + m.jid + ") uses " + m.fingerprint.grouped() + " [" +
+                                    std::string(to_string(m_trust.level(m.jid))) + "]");
+          return;
+        }
+      }
+    }
+  }
+  const auto jid = resolve_jid(r, who);
+  if (jid) {
+    if (const TrustRecord* rec = m_trust.find(*jid)) {
+      show(out, Tone::Info, "mpOTR: recorded key of " + *jid + ": " + rec->fingerprint.grouped() + " [" +
+                                std::string(to_string(rec->level)) + "]");
+      return;
+    }
+  }
+  show(out, Tone::Warning, "mpOTR: no key known for " + who);
+}
+
+void PluginCore::command_trust(const std::string& out, Room* r, const Command& c, TimeMs now) {
+  std::string who;
+  if (auto* t = std::get_if<cmd::Trust>(&c)) who = t->who;
+  if (auto* t = std::get_if<cmd::Untrust>(&c)) who = t->who;
+  if (auto* t = std::get_if<cmd::Block>(&c)) who = t->who;
+  const auto jid = resolve_jid(r, who);
+  if (!jid) {
+    show(out, Tone::Warning, "mpOTR: no member '" + who + "' here; give a nick in this room or a bare JID.");
+    return;
+  }
+  Result<void> done;
+  std::string what;
+  if (std::holds_alternative<cmd::Trust>(c)) {
+    // The key the member uses in this room's session, else the recorded one.
+    std::optional<Fingerprint> fp;
+    std::string nick;
+    if (r != nullptr && r->host) {
+      if (const auto s = r->host->session()) {
+        for (const auto& m : s->members) {
+          if (lower(m.jid) == *jid) {
+            fp = m.fingerprint;
+            nick = m.nick;
+          }
+        }
+      }
+      if (!fp) {
+        for (const auto& [n, p] : r->occupants) {
+          if (lower(p.real_jid) == *jid) nick = n;
+        }
+        if (!nick.empty()) {
+          // Not in the session: typically a changed key that is being refused. Accepting it
+          // re-keys; the key becomes verified once it is seen (trust again then).
+          auto accepted = r->host->accept_new_key(nick, now, *m_rng);
+          if (!accepted.ok()) {
+            show(out, Tone::Warning, "mpOTR: " + accepted.error().detail);
+            return;
+          }
+          apply(*r, std::move(accepted).value(), now);
+          show(out, Tone::Info, "mpOTR: accepted " + nick + "'s new key; run /mpotr trust " + nick +
+                                    " again once the session is secure to mark it verified.");
+          return;
+        }
+      }
+    }
+    if (!fp) {
+      if (const TrustRecord* rec = m_trust.find(*jid)) fp = rec->fingerprint;
+    }
+    if (!fp) {
+      show(out, Tone::Warning, "mpOTR: no key known for " + *jid + " yet.");
+      return;
+    }
+    done = m_trust.verify(*jid, *fp);
+    what = "marked " + *jid + "'s key " + fp->grouped() + " as verified";
+  } else if (std::holds_alternative<cmd::Untrust>(c)) {
+    done = m_trust.untrust(*jid);
+    what = "forgot " + *jid + "'s key: it will be trusted on first use again";
+  } else {
+    done = m_trust.block(*jid);
+    what = "blocked " + *jid + ": their key is refused";
+  }
+  if (!done.ok()) {
+    show(out, Tone::Warning, "mpOTR: " + done.error().detail);
+    return;
+  }
+  save_trust();
+  show(out, Tone::Good, "mpOTR: " + what + ".");
+  if (std::holds_alternative<cmd::Block>(c) && r != nullptr && r->host) {
+    apply(*r, r->host->restart(now, *m_rng), now);
+  }
+  for (auto& [jid_r, room_state] : m_rooms) refresh_title(room_state);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification by SMP (spec/verification.md)
+
+PluginCore::Verification* PluginCore::verification_by_jid(std::string_view full_jid) {
+  for (auto& v : m_verifications) {
+    if (v.peer_full_jid == full_jid) return &v;
+  }
+  return nullptr;
+}
+
+void PluginCore::command_verify(const std::string& out, Room* r, const cmd::Verify& v) {
+  if (!m_otr) {
+    show(out, Tone::Warning, "mpOTR: verification by secret is unavailable (see the console).");
+    return;
+  }
+  if (!r->host || r->host->phase() != Phase::Established) {
+    show(out, Tone::Warning, "mpOTR: the session must be secure first.");
+    return;
+  }
+  const auto s = r->host->session();
+  const MemberInfo* member = nullptr;
+  for (const auto& m : s->members) {
+    if (m.nick == v.nick && m.nick != r->self_nick) member = &m;
+  }
+  auto occ = r->occupants.find(v.nick);
+  if (member == nullptr || occ == r->occupants.end() || occ->second.real_full_jid.empty()) {
+    show(out, Tone::Warning, "mpOTR: " + v.nick + " is not a member of this session.");
+    return;
+  }
+  const std::string full = occ->second.real_full_jid;
+  if (Verification* existing = verification_by_jid(full)) {
+    apply_otr(m_otr->abort(full));
+    *existing = Verification{};
+    existing->peer_full_jid = full;
+  } else {
+    if (m_verifications.size() >= kMaxPendingVerifications) {
+      show(out, Tone::Warning, "mpOTR: too many verifications at once; finish one first.");
+      return;
+    }
+    m_verifications.push_back(Verification{});
+    m_verifications.back().peer_full_jid = full;
+  }
+  Verification& ver = *verification_by_jid(full);
+  ver.room = r->jid;
+  ver.nick = v.nick;
+  ver.peer_jid = lower(member->jid);
+  ver.peer_fp = member->fingerprint;
+  ver.question = v.question;
+  ver.we_started = true;
+  show(out, Tone::Info, "mpOTR: to verify " + v.nick + ", type the secret you agreed on outside this chat: /mpotr secret " +
+                            v.nick + " <secret>. " + v.nick + " will be asked for it too.");
+}
+
+void PluginCore::command_secret(const std::string& out, cmd::Secret& s) {
+  // Whatever happens, the secret does not stay in this buffer.
+  struct Wipe {
+    std::string& text;
+    ~Wipe() { sodium_memzero(text.data(), text.size()); }
+  } wipe{s.secret};
+  Verification* ver = nullptr;
+  for (auto& v : m_verifications) {
+    if (v.nick == s.nick) ver = &v;
+  }
+  if (ver == nullptr || !m_otr) {
+    show(out, Tone::Warning, "mpOTR: no verification with " + s.nick + " is waiting; start one with /mpotr verify " + s.nick + ".");
+    return;
+  }
+  Room* r = secured_room(ver->room);
+  std::optional<Fingerprint> fp_now;
+  if (r != nullptr) {
+    if (const auto info = r->host->session()) {
+      for (const auto& m : info->members) {
+        if (m.nick == ver->nick) fp_now = m.fingerprint;
+      }
+    }
+  }
+  if (!fp_now || !(*fp_now == ver->peer_fp)) {
+    show(ver->room, Tone::Alert, "mpOTR: " + ver->nick + "'s key changed or they left since the verification began; start again.");
+    apply_otr(m_otr->abort(ver->peer_full_jid));
+    m_verifications.erase(m_verifications.begin() + (ver - m_verifications.data()));
+    return;
+  }
+  auto identity = store::load_identity(*m_identity_path);
+  if (!identity.ok()) {
+    show(ver->room, Tone::Alert, "mpOTR: cannot load the identity key: " + identity.error().detail);
+    return;
+  }
+  auto bound = bound_smp_secret(m_account, identity.value().fingerprint(), ver->peer_jid, ver->peer_fp, s.secret);
+  if (!bound.ok()) {
+    show(ver->room, Tone::Warning, "mpOTR: " + bound.error().detail);
+    return;
+  }
+  Result<OtrOutput> result = ver->asked ? m_otr->answer(ver->peer_full_jid, bound.value())
+                                        : m_otr->start(ver->peer_full_jid,
+                                                       ver->question.empty() ? std::nullopt : std::optional<std::string>(ver->question),
+                                                       bound.value());
+  if (!result.ok()) {
+    show(ver->room, Tone::Warning, "mpOTR: verification of " + ver->nick + " could not start: " + result.error().detail);
+    return;
+  }
+  ver->running = true;
+  show(ver->room, Tone::Info, "mpOTR: verifying " + ver->nick + "…");
+  apply_otr(std::move(result).value());
+}
+
+bool PluginCore::handle_otr(std::string_view from, std::string_view text) {
+  if (!m_otr || from.find('/') == std::string_view::npos) return false;
+  auto result = m_otr->receive(from, text);
+  if (!result.ok()) {
+    m_ui.log(Tone::Warning, "mpOTR: rejected an OTR message from " + std::string(from) + ": " + result.error().detail);
+    return false;
+  }
+  apply_otr(std::move(result).value());
+  return true;
+}
+
+void PluginCore::apply_otr(OtrOutput out) {
+  for (const auto& o : out.send) {
+    StanzaPtr s = build_otr_message(m_xml.ctx(), o.to_full_jid, next_id(), o.text);
+    m_ui.send_stanza(transport::stanza_text(s.get()));
+  }
+  for (const auto& ev : out.events) {
+    Verification* ver = verification_by_jid(ev.peer);
+    if (ev.kind == SmpEventKind::SecretRequested) {
+      // Someone asks us: they must be a member of one of our secured sessions, seen with a key.
+      std::string room_jid;
+      std::string nick;
+      Fingerprint fp;
+      bool found = false;
+      for (auto& [jid, r] : m_rooms) {
+        if (!r.host) continue;
+        const auto s = r.host->session();
+        if (!s) continue;
+        for (const auto& [n, p] : r.occupants) {
+          if (p.real_full_jid != ev.peer) continue;
+          for (const auto& m : s->members) {
+            if (m.nick == n) {
+              room_jid = jid;
+              nick = n;
+              fp = m.fingerprint;
+              found = true;
+            }
+          }
+        }
+      }
+      if (!found) {
+        m_ui.log(Tone::Warning, "mpOTR: " + ev.peer + " asked for a verification but is in none of our sessions");
+        apply_otr(m_otr->abort(ev.peer));
+        continue;
+      }
+      if (ver == nullptr) {
+        if (m_verifications.size() >= kMaxPendingVerifications) {
+          apply_otr(m_otr->abort(ev.peer));
+          continue;
+        }
+        m_verifications.push_back(Verification{});
+        ver = &m_verifications.back();
+      }
+      ver->room = room_jid;
+      ver->nick = nick;
+      ver->peer_full_jid = ev.peer;
+      ver->peer_jid = lower(transport::bare_jid(ev.peer));
+      ver->peer_fp = fp;
+      ver->asked = true;
+      ver->running = false;
+      show(room_jid, Tone::Info,
+           "mpOTR: " + nick + " wants to verify your keys" +
+               (ev.question.empty() ? std::string() : " and asks: \"" + ev.question + "\"") +
+               ". Answer with /mpotr secret " + nick + " <secret you agreed on>.");
+      continue;
+    }
+    if (ver == nullptr) {
+      if (ev.kind != SmpEventKind::ChannelSecure) m_ui.log(Tone::Info, "mpOTR SMP " + ev.peer + ": " + ev.detail);
+      continue;
+    }
+    const std::string room_jid = ver->room;
+    const std::string nick = ver->nick;
+    switch (ev.kind) {
+      case SmpEventKind::ChannelSecure:
+        m_ui.log(Tone::Info, "mpOTR: private channel with " + ev.peer + " is secure");
+        continue;
+      case SmpEventKind::Succeeded: {
+        // Only the key that was bound into the secret becomes verified, and only if the room
+        // still shows it (spec/verification.md V-5).
+        Room* r = secured_room(room_jid);
+        bool same = false;
+        if (r != nullptr) {
+          if (const auto s = r->host->session()) {
+            for (const auto& m : s->members) {
+              if (m.nick == nick && m.fingerprint == ver->peer_fp) same = true;
+            }
+          }
+        }
+        if (same && m_trust.verify(ver->peer_jid, ver->peer_fp).ok()) {
+          save_trust();
+          show(room_jid, Tone::Good, "mpOTR: verified " + nick + " (" + ver->peer_jid + "): you share the secret and see the same keys.");
+          if (r != nullptr) refresh_title(*r);
+        } else {
+          show(room_jid, Tone::Alert, "mpOTR: the secret matched, but " + nick + "'s key changed meanwhile: NOT verified.");
+        }
+        break;
+      }
+      case SmpEventKind::Failed:
+        show(room_jid, Tone::Alert, "mpOTR: verification of " + nick +
+                                        " FAILED: a different secret, or one of you sees a different key (a possible attacker).");
+        break;
+      case SmpEventKind::Aborted:
+        show(room_jid, Tone::Warning, "mpOTR: verification of " + nick + " was aborted" +
+                                          (ev.detail.empty() ? std::string() : ": " + ev.detail));
+        break;
+      default:
+        show(room_jid, Tone::Warning, "mpOTR: verification of " + nick + " failed: " + ev.detail);
+        break;
+    }
+    m_verifications.erase(m_verifications.begin() + (ver - m_verifications.data()));
+  }
+}
+
+}  // namespace mpotr::plugin
