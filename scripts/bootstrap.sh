@@ -11,6 +11,7 @@ PACKAGES=(
   catch2 libbenchmark-dev
   libstrophe-dev libotr5-dev tmux
   ejabberd curl openssl             # testserver/: the loopback XMPP server the demo and tests use
+  profanity                         # the e2e tests drive the real client (in tmux) with the plugin
 )
 
 missing=()
