@@ -356,6 +356,13 @@ void PluginCore::apply(Room& r, HostOutput out, TimeMs now, std::vector<Notice>*
       m_ui.log(Tone::Info, "mpOTR " + r.jid + ": " + n.text);
       continue;
     }
+    // RoomHost words its advice for mpotr-chat's commands.
+    for (const auto& [from, to] : {std::pair<std::string_view, std::string_view>{"use /verify", "use /mpotr verify"},
+                                   {" <fingerprint>", ""},
+                                   {"or /trust", "or /mpotr trust"}}) {
+      const auto at = n.text.find(from);
+      if (at != std::string::npos) n.text.replace(at, from.size(), to);
+    }
     Tone tone = tone_of(n.severity);
     if (n.kind == "secure" || n.kind == "verified") tone = Tone::Good;
     show(r.jid, tone, "mpOTR: " + n.text);
