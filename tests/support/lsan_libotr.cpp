@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// LeakSanitizer settings for this test binary only (read by the sanitizer runtime at start-up;
+// LeakSanitizer settings for the test binaries that run libotr (linked into each, see
+// tests/CMakeLists.txt) (read by the sanitizer runtime at start-up;
 // inert in builds without sanitizers). libotr 4.1.1 leaks inside itself, independently of how
 // it is called (checked against its 4.1.0 source):
 //  - otrl_context_forget() never frees context->context_priv (from otrl_context_priv_new);

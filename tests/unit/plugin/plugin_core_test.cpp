@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: MIT
+// PluginCore without Profanity: a fake MUC routes what each core sends, and a fake client
+// calls the hooks the way Profanity 0.13 does (send hook, then its own stanza through the
+// message-stanza hook; receive hook, then the display hook for stanzas it keeps).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mpotr/transport/stanza.h"
+#include "plugin/core/plugin_core.h"
+
+using namespace mpotr;
+using namespace mpotr::plugin;
+
+namespace {
+
+constexpr const char* kRoom = "room@conference.localhost";
+
+struct Line {
+  std::string room;
+  Tone tone;
+  std::string text;
+};
+
+class FakeMuc;
+
+class FakeUi final : public Ui {
+ public:
+  FakeUi(FakeMuc& muc, std::string nick) : m_muc(muc), m_nick(std::move(nick)) {}
+  bool send_stanza(const std::string& xml) override;
+  bool room_line(const std::string& room, Tone tone, const std::string& text) override {
+    lines.push_back({room, tone, text});
+    return true;
+  }
+  void console_line(Tone tone, const std::string& text) override { lines.push_back({"", tone, text}); }
+  void room_title(const std::string& room, const std::string& text) override { titles[room] = text; }
+  void room_encrypted_char(const std::string& room, bool encrypted) override { chars[room] = encrypted; }
+  void completions(const std::string& key, const std::vector<std::string>& items) override { completion[key] = items; }
+  void log(Tone, const std::string&) override {}
+
+  bool shows(const std::string& needle) const {
+    return std::any_of(lines.begin(), lines.end(), [&](const Line& l) { return l.text.find(needle) != std::string::npos; });
+  }
+
+  std::vector<Line> lines;  // themed lines and chat lines ("nick: text", tone Info)
+  std::map<std::string, std::string> titles;
+  std::map<std::string, bool> chars;
+  std::map<std::string, std::vector<std::string>> completion;
+
+ private:
+  FakeMuc& m_muc;
+  std::string m_nick;
+};
+
+struct Client {
+  std::string nick;
+  std::string full_jid;
+  std::unique_ptr<FakeUi> ui;
+  std::unique_ptr<PluginCore> core;
+  bool in_room = false;
+  bool marker = false;
+};
+
+// One room on one server; every stanza that crosses it is kept in `wire`.
+class FakeMuc {
+ public:
+  explicit FakeMuc(std::filesystem::path dir) : m_dir(std::move(dir)) {}
+
+  Client& add(const std::string& nick, std::uint64_t seed) {
+    auto c = std::make_unique<Client>();
+    c->nick = nick;
+    c->full_jid = nick + "@localhost/prof";
+    c->ui = std::make_unique<FakeUi>(*this, nick);
+    c->core = std::make_unique<PluginCore>(*c->ui, PluginPaths{(m_dir / nick).string()},
+                                           std::make_unique<DeterministicRng>(seed));
+    c->core->on_connect(c->full_jid, now);
+    m_clients.push_back(std::move(c));
+    return *m_clients.back();
+  }
+  Client& get(const std::string& nick) {
+    for (auto& c : m_clients) {
+      if (c->nick == nick) return *c;
+    }
+    throw std::logic_error("no client " + nick);
+  }
+
+  // What Profanity does for /join: its join presence passes the presence-send hook.
+  void join(Client& c) {
+    const std::string xml = "<presence to=\"" + std::string(kRoom) + "/" + c.nick +
+                            "\"><x xmlns=\"http://jabber.org/protocol/muc\"/></presence>";
+    auto repl = c.core->on_presence_stanza_send(xml);
+    submit(c.nick, repl ? *repl : xml);
+    run();
+  }
+  void command(Client& c, std::vector<std::string> args) {
+    c.core->on_command(args, std::string(kRoom), now, c.nick);
+    run();
+  }
+  // What Profanity does when the user types a line in the room window. Returns whether the
+  // send hook let it through; `cancel_sends_original` mimics Profanity ≥ 0.15.
+  bool say(Client& c, const std::string& text, bool cancel_sends_original = false) {
+    const bool ok = c.core->on_room_message_send(kRoom, text, now) == SendVerdict::Unchanged;
+    if (ok || cancel_sends_original) {
+      const std::string xml = "<message id=\"prof-" + std::to_string(++m_ids) + "\" to=\"" + kRoom +
+                              "\" type=\"groupchat\"><body>" + text + "</body></message>";
+      auto repl = c.core->on_message_stanza_send(xml);
+      const std::string out = repl ? *repl : xml;
+      if (out.find_first_not_of(" \t\r\n") != std::string::npos) submit(c.nick, out);
+    }
+    run();
+    return ok;
+  }
+  void submit(const std::string& from_nick, const std::string& xml) { m_queue.push_back({from_nick, xml}); }
+  void run() {
+    for (int steps = 0; !m_queue.empty() && steps < 100000; ++steps) {
+      auto [from, xml] = m_queue.front();
+      m_queue.pop_front();
+      route(get(from), xml);
+    }
+  }
+  void advance(TimeMs ms) {
+    for (TimeMs t = 0; t < ms; t += 1000) {
+      now += 1000;
+      for (auto& c : m_clients) c->core->on_timer(now);
+      run();
+    }
+  }
+  bool wire_contains(const std::string& needle) const {
+    return std::any_of(wire.begin(), wire.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
+  }
+
+  TimeMs now = 10'000;
+  std::vector<std::string> wire;
+
+ private:
+  std::string presence_of(const Client& c, bool self, bool available) const {
+    std::string x = "<presence from=\"" + std::string(kRoom) + "/" + c.nick + "\"" +
+                    (available ? "" : " type=\"unavailable\"") +
+                    "><x xmlns=\"http://jabber.org/protocol/muc#user\"><item role=\"participant\" jid=\"" + c.full_jid + "\"/>";
+    if (self) x += "<status code=\"100\"/><status code=\"110\"/>";
+    x += "</x>";
+    if (available && c.marker) x += "<mpotr xmlns=\"urn:mpotr:1\"/>";
+    return x + "</presence>";
+  }
+  void deliver_presence(Client& to, const std::string& xml) { to.core->on_presence_stanza_receive(xml, now); }
+  void deliver_message(Client& to, const std::string& xml, const std::string& sender_nick, bool groupchat) {
+    const bool keep = to.core->on_message_stanza_receive(xml, now);
+    if (!keep || !groupchat || sender_nick == to.nick) return;  // Profanity hides its own echo
+    const auto b = xml.find("<body>");
+    if (b == std::string::npos) return;
+    const std::string body = xml.substr(b + 6, xml.find("</body>") - b - 6);
+    auto shown = to.core->on_room_message_display(kRoom, sender_nick, body);
+    to.ui->lines.push_back({kRoom, Tone::Info, sender_nick + ": " + (shown ? *shown : body)});
+  }
+  void route(Client& from, const std::string& xml) {
+    wire.push_back(xml);
+    XmlContext ctx;
+    auto s = ctx.parse(xml);
+    REQUIRE(s);
+    const std::string name = xmpp_stanza_get_name(s.get());
+    const std::string to = attribute(s.get(), "to");
+    const std::string type = attribute(s.get(), "type");
+    if (name == "presence") {
+      const bool available = type != "unavailable";
+      const bool joining = !from.in_room && available;
+      from.marker = find_child(s.get(), "mpotr", "urn:mpotr:1") != nullptr;
+      if (joining) {
+        for (auto& c : m_clients) {
+          if (c->in_room) deliver_presence(from, presence_of(*c, false, true));
+        }
+      }
+      from.in_room = available;
+      for (auto& c : m_clients) {
+        if (c->in_room || c.get() == &from) deliver_presence(*c, presence_of(from, c.get() == &from, available));
+      }
+      return;
+    }
+    if (type == "groupchat") {
+      std::string out = xml;
+      out.insert(out.find("<message") + 8, " from=\"" + std::string(kRoom) + "/" + from.nick + "\"");
+      for (auto& c : m_clients) {
+        if (c->in_room) deliver_message(*c, out, from.nick, true);
+      }
+      return;
+    }
+    if (type == "chat") {
+      std::string out = xml;
+      out.insert(out.find("<message") + 8, " from=\"" + from.full_jid + "\"");
+      for (auto& c : m_clients) {
+        if (c->full_jid == to) deliver_message(*c, out, from.nick, false);
+      }
+    }
+  }
+
+  std::filesystem::path m_dir;
+  std::vector<std::unique_ptr<Client>> m_clients;
+  std::deque<std::pair<std::string, std::string>> m_queue;
+  int m_ids = 0;
+};
+
+bool FakeUi::send_stanza(const std::string& xml) {
+  m_muc.submit(m_nick, xml);
+  return true;
+}
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/mpotr-plugin-test-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path path;
+};
+
+void secure(FakeMuc& muc, const std::vector<std::string>& nicks) {
+  std::uint64_t seed = 1;
+  for (const auto& n : nicks) muc.join(muc.add(n, seed++));
+  for (const auto& n : nicks) muc.command(muc.get(n), {"start"});
+  muc.advance(2000);
+  for (const auto& n : nicks) REQUIRE(muc.get(n).core->host(kRoom)->phase() == Phase::Established);
+}
+
+}  // namespace
+
+TEST_CASE("plugin: secured members read each other and the wire carries no text", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob", "carol"});
+  Client& alice = muc.get("alice");
+  CHECK(alice.ui->titles[kRoom] == "mpOTR");
+  CHECK(alice.ui->chars[kRoom]);
+  CHECK(muc.say(alice, "meet at noon"));
+  for (const char* n : {"bob", "carol"}) CHECK(muc.get(n).ui->shows("alice: meet at noon"));
+  CHECK_FALSE(alice.ui->shows("alice: meet at noon"));  // Profanity shows our own line itself
+  CHECK_FALSE(muc.wire_contains("meet at noon"));
+  CHECK(muc.wire_contains(transport::kFallbackBody));
+  muc.advance(2 * kDefaultHeartbeatMs);
+  CHECK(alice.ui->shows("delivered to everyone: \"meet at noon\""));
+}
+
+TEST_CASE("plugin: a refused line never reaches the wire, whatever a cancelled send does", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  Client& alice = muc.add("alice", 1);
+  Client& bob = muc.add("bob", 2);
+  muc.join(alice);
+  muc.join(bob);
+  muc.command(alice, {"start"});  // bob never starts: no session
+  CHECK(alice.ui->titles[kRoom] == "mpOTR setup");
+  CHECK_FALSE(muc.say(alice, "too early"));
+  CHECK(alice.ui->shows("Not sent: the session is not secure yet"));
+  CHECK_FALSE(muc.say(alice, "too early again", /*cancel_sends_original=*/true));
+  CHECK_FALSE(muc.wire_contains("too early"));
+  CHECK_FALSE(bob.ui->shows("too early"));
+
+  // Private messages through a secured room are not sent either.
+  auto pm = alice.core->on_message_stanza_send(
+      "<message to=\"room@conference.localhost/bob\" type=\"chat\"><body>psst</body></message>");
+  REQUIRE(pm);
+  CHECK(pm->find_first_not_of(' ') == std::string::npos);
+  CHECK(alice.ui->shows("private messages inside a secured room are not encrypted"));
+  // A stanza the core cannot parse is not sent while a room is secured (fail closed)...
+  auto broken = alice.core->on_message_stanza_send("<message to=");
+  REQUIRE(broken);
+  CHECK(*broken == " ");
+  // ...while chat states (no body) and other destinations pass unchanged.
+  CHECK_FALSE(alice.core->on_message_stanza_send(
+      "<message to=\"room@conference.localhost\" type=\"groupchat\"><active xmlns=\"http://jabber.org/protocol/chatstates\"/></message>"));
+  CHECK_FALSE(alice.core->on_message_stanza_send("<message to=\"dave@localhost\" type=\"chat\"><body>hi</body></message>"));
+  // Unsecured rooms are untouched.
+  CHECK_FALSE(bob.core->on_message_stanza_send("<message to=\"room@conference.localhost\" type=\"groupchat\"><body>x</body></message>"));
+  CHECK(bob.core->on_room_message_send(kRoom, "x", muc.now) == SendVerdict::Unchanged);
+}
+
+TEST_CASE("plugin: presence carries the marker only in secured rooms; history payloads are dropped", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"});
+  Client& alice = muc.get("alice");
+  auto away = alice.core->on_presence_stanza_send("<presence to=\"room@conference.localhost/alice\"><show>away</show></presence>");
+  REQUIRE(away);
+  CHECK(away->find("<mpotr xmlns=\"urn:mpotr:1\"/>") != std::string::npos);
+  CHECK_FALSE(alice.core->on_presence_stanza_send("<presence to=\"other@conference.localhost/alice\"><show>away</show></presence>"));
+  const std::string delayed = "<message from=\"room@conference.localhost/bob\" type=\"groupchat\"><mpotr xmlns=\"urn:mpotr:1\">AAAA</mpotr>"
+                              "<delay xmlns=\"urn:xmpp:delay\" stamp=\"2026-01-01T00:00:00Z\"/><body>x</body></message>";
+  CHECK_FALSE(alice.core->on_message_stanza_receive(delayed, muc.now));
+  // Plaintext from a member of a secured room is shown, flagged.
+  Client& bob = muc.get("bob");
+  const std::string plain = "<message from=\"room@conference.localhost/bob\" type=\"groupchat\"><body>hello?</body></message>";
+  CHECK(alice.core->on_message_stanza_receive(plain, muc.now));
+  CHECK(*alice.core->on_room_message_display(kRoom, "bob", "hello?") == "[NOT ENCRYPTED] hello?");
+  (void)bob;
+}
+
+TEST_CASE("plugin: /mpotr end compares transcripts, publishes keys and leaves the room in clear", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob", "carol"});
+  Client& carol = muc.get("carol");
+  muc.command(carol, {"end"});
+  muc.advance(5000);
+  CHECK(carol.ui->shows("mpOTR ended (transcripts compared, keys published)"));
+  CHECK_FALSE(carol.core->secured(kRoom));
+  CHECK(carol.ui->titles[kRoom].empty());
+  for (const char* n : {"alice", "bob"}) {
+    const auto s = muc.get(n).core->host(kRoom)->session();
+    REQUIRE(s);
+    CHECK(s->members.size() == 2);
+  }
+  CHECK(muc.say(muc.get("alice"), "just us"));
+  CHECK(muc.get("bob").ui->shows("alice: just us"));
+  CHECK_FALSE(carol.ui->shows("alice: just us"));
+}
+
+TEST_CASE("plugin: commands are checked and trust decisions are saved", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"});
+  Client& alice = muc.get("alice");
+  muc.command(alice, {"frobnicate"});
+  CHECK(alice.ui->shows("unknown subcommand 'frobnicate'"));
+  muc.command(alice, {"trust"});
+  CHECK(alice.ui->shows("wrong number of arguments for /mpotr trust"));
+  muc.command(alice, {"trust", "nobody"});
+  CHECK(alice.ui->shows("no member 'nobody' here"));
+  muc.command(alice, {"trust", "bob"});
+  CHECK(alice.ui->shows("marked bob@localhost's key"));
+  CHECK(alice.ui->titles[kRoom] == "mpOTR verified");
+  std::ifstream trust(dir.path / "alice" / "alice_at_localhost" / "trust.json");
+  std::string json((std::istreambuf_iterator<char>(trust)), std::istreambuf_iterator<char>());
+  CHECK(json.find("\"verified\"") != std::string::npos);
+  muc.command(alice, {"status"});
+  CHECK(alice.ui->shows("[verified]"));
+  muc.command(alice, {"untrust", "bob@localhost"});
+  CHECK(alice.ui->titles[kRoom] == "mpOTR");
+  CHECK(alice.ui->completion["/mpotr verify"] == std::vector<std::string>{"bob"});
+}
+
+TEST_CASE("plugin: SMP verifies with the same secret and fails with another", "[plugin][smp]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"});
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  muc.command(alice, {"verify", "bob", "where did we meet?"});
+  muc.command(alice, {"secret", "bob", "the blue cafe"});
+  CHECK(bob.ui->shows("alice wants to verify your keys and asks: \"where did we meet?\""));
+  muc.command(bob, {"secret", "alice", "the blue cafe"});
+  CHECK(alice.ui->shows("verified bob (bob@localhost)"));
+  CHECK(bob.ui->shows("verified alice (alice@localhost)"));
+  CHECK(alice.ui->titles[kRoom] == "mpOTR verified");
+  CHECK_FALSE(muc.wire_contains("the blue cafe"));
+
+  muc.command(bob, {"verify", "alice"});
+  muc.command(bob, {"secret", "alice", "green door"});
+  muc.command(alice, {"secret", "bob", "red door"});
+  CHECK(alice.ui->shows("verification of bob FAILED"));
+  CHECK(bob.ui->shows("verification of alice FAILED"));
+  muc.command(alice, {"secret", "bob", "anything"});
+  CHECK(alice.ui->shows("no verification with bob is waiting"));
+}
