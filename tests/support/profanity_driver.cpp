@@ -290,6 +290,17 @@ std::size_t overlap(const std::vector<std::string>& a, const std::vector<std::st
   return 0;
 }
 
+// In a forked child (async-signal-safe calls only): default SIGPIPE (libstrophe users ignore
+// it, and an ignored signal would stay ignored in tmux and Profanity) and an empty signal mask.
+void reset_child_signals() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(SIGPIPE, &dfl, nullptr);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::atomic<unsigned> g_counter{0};
 
 }  // namespace
@@ -330,14 +341,7 @@ CommandResult run_command(const std::vector<std::string>& argv, Millis timeout) 
     throw_errno("fork");
   }
   if (pid == 0) {
-    // Child: async-signal-safe calls only. Default SIGPIPE (libstrophe users ignore it, and
-    // an ignored signal would stay ignored in tmux and Profanity) and an empty signal mask.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &dfl, nullptr);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    reset_child_signals();
     if (::dup2(devnull, STDIN_FILENO) < 0 || ::dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
         ::dup2(err_pipe[1], STDERR_FILENO) < 0) {
       ::_exit(126);
@@ -477,12 +481,7 @@ void TmuxServer::start_watchdog() {
   if (pid == 0) {
     // Own session: a Ctrl-C or a kill of the test's process group leaves the watchdog alive.
     ::setsid();
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &dfl, nullptr);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    reset_child_signals();
     const int devnull = ::open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       ::dup2(devnull, STDIN_FILENO);

@@ -370,3 +370,38 @@ TEST_CASE("plugin: SMP verifies with the same secret and fails with another", "[
   muc.command(alice, {"secret", "bob", "anything"});
   CHECK(alice.ui->shows("no verification with bob is waiting"));
 }
+
+TEST_CASE("plugin: tampered and replayed payloads become alerts in the room, never chat lines", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"});
+  Client& bob = muc.get("bob");
+  REQUIRE(muc.say(muc.get("alice"), "original"));
+  REQUIRE(bob.ui->shows("alice: original"));
+  std::string sent;
+  for (const auto& s : muc.wire) {
+    if (s.find(transport::kFallbackBody) != std::string::npos) sent = s;
+  }
+  REQUIRE(!sent.empty());
+  std::string delivered = sent;
+  delivered.insert(delivered.find("<message") + 8, " from=\"room@conference.localhost/alice\"");
+  const auto alerts = [&] {
+    return std::count_if(bob.ui->lines.begin(), bob.ui->lines.end(), [](const Line& l) { return l.tone == Tone::Alert; });
+  };
+  const auto lines_before = bob.ui->lines.size();
+
+  // Replayed as is: dropped, with an alert.
+  CHECK_FALSE(bob.core->on_message_stanza_receive(delivered, muc.now));
+  CHECK(alerts() == 1);
+  CHECK(bob.ui->lines.back().text.find("replayed") != std::string::npos);
+
+  // One base64 digit changed inside the payload: dropped, with an alert.
+  std::string tampered = delivered;
+  const auto at = tampered.find("urn:mpotr:1\">") + 40;
+  tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+  CHECK_FALSE(bob.core->on_message_stanza_receive(tampered, muc.now));
+  CHECK(alerts() == 2);
+  for (auto i = lines_before; i < bob.ui->lines.size(); ++i) CHECK(bob.ui->lines[i].text.rfind("alice: ", 0) != 0);
+  // The display hook has nothing to replace for them.
+  CHECK_FALSE(bob.core->on_room_message_display(kRoom, "alice", transport::kFallbackBody));
+}
