@@ -277,10 +277,11 @@ class Demo {
 
   void print_relay() const {
     const std::string& seen = m_relay.to_client();
-    const auto at = seen.find("<mpotr xmlns=");
+    // A payload (presence carries an empty <mpotr/> marker, payloads have content).
+    const auto at = seen.find("</mpotr>");
     std::printf("\nWhat the server relayed to alice (%zu bytes in all); one message stanza:\n", seen.size());
-    if (at != std::string::npos) {
-      const auto start = seen.rfind("<message", at);
+    const auto start = at == std::string::npos ? std::string::npos : seen.rfind("<message", at);
+    if (start != std::string::npos) {
       const auto end = seen.find("</message>", at);
       std::string line = seen.substr(start, end == std::string::npos ? 400 : end + 10 - start);
       if (line.size() > 600) line = line.substr(0, 600) + " …";
