@@ -101,7 +101,7 @@ bool seen_times(ProfanityUser& u, const std::string& text, std::size_t n, std::c
 
 }  // namespace
 
-TEST_CASE("Profanity: three users secure a room, chat, one ends; the wire shows no plaintext", "[e2e][plugin]") {
+TEST_CASE("Profanity: three users secure a room, chat, one ends, the wire shows no plaintext", "[e2e][plugin]") {
   World w({"alice", "bob", "carol", "dave"});
   ProfanityUser& alice = w.add("alice");
   ProfanityUser& bob = w.add("bob");

@@ -55,7 +55,7 @@ const T& as(const Command& c) {
 
 }  // namespace
 
-TEST_CASE("chat commands: plain lines are messages; // escapes a leading slash", "[chat][commands]") {
+TEST_CASE("chat commands: plain lines are messages, // escapes a leading slash", "[chat][commands]") {
   CHECK(as<SendText>(interactive("hello world")).text == "hello world");
   CHECK(as<SendText>(interactive("  indented stays as typed")).text == "  indented stays as typed");
   CHECK(as<SendText>(interactive("//who is there")).text == "/who is there");

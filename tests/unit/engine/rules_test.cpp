@@ -1136,7 +1136,7 @@ TEST_CASE("R-KS-3 early key shares are buffered (a few per member) and processed
   REQUIRE(type_of(round3.broadcasts.at(0)) == MessageType::Attest);
 }
 
-TEST_CASE("R-KS-4 our own key share is recognised; another one in our name is rejected", "[rules]") {
+TEST_CASE("R-KS-4 our own key share is recognised, another one in our name is rejected", "[rules]") {
   KeyShareFixture f;
   const StateSummary before = f.alice().engine->summary();
   require_accepted(f.room, f.alice(), "alice", f.ks(0));
@@ -1566,7 +1566,7 @@ TEST_CASE("R-DATA-3 an entry whose signature does not verify is rejected", "[rul
   require_accepted(room, alice, "bob", b1);
 }
 
-TEST_CASE("R-DATA-4 a repeated entry is a duplicate; another entry with the same number is equivocation", "[rules]") {
+TEST_CASE("R-DATA-4 a repeated entry is a duplicate, another entry with the same number is equivocation", "[rules]") {
   Room room(3);
   establish(room);
   auto& alice = room.by_nick("alice");
@@ -1757,7 +1757,7 @@ TEST_CASE("R-DATA-11 an entry naming entries we lack reports the gap and is chec
   REQUIRE(kinds(later.events, EventKind::SplitView).empty());
 }
 
-TEST_CASE("R-DATA-12 entries confirm what their author had seen; all others confirming is full confirmation",
+TEST_CASE("R-DATA-12 entries confirm what their author had seen, all others confirming is full confirmation",
           "[rules]") {
   Room room(3);
   establish(room);
@@ -1945,7 +1945,7 @@ TEST_CASE("R-SD-5 a final count above what we hold reports a gap", "[rules]") {
   REQUIRE(kinds(late.events, EventKind::MessageReceived).size() == 1);
 }
 
-TEST_CASE("R-SD-6 a digest before any shutdown is unexpected; digests are checked like shutdowns", "[rules]") {
+TEST_CASE("R-SD-6 a digest before any shutdown is unexpected, digests are checked like shutdowns", "[rules]") {
   SECTION("before any shutdown") {
     Room room(2);
     establish(room);
@@ -2110,7 +2110,7 @@ TEST_CASE("R-SD-10 on shutdown timeout the key is published only if every silent
   }
 }
 
-TEST_CASE("R-SD-11 leave() shuts down, then reports ReadyToLeave; nothing else is allowed meanwhile", "[rules]") {
+TEST_CASE("R-SD-11 leave() shuts down, then reports ReadyToLeave, nothing else is allowed meanwhile", "[rules]") {
   Room room(3);
   establish(room);
   auto& alice = room.by_nick("alice");
@@ -2248,7 +2248,7 @@ TEST_CASE("R-KS-3 at most kMaxEarlyPerSender unverifiable early key shares are k
   require_rejected(room, alice, "carol", one_more, ErrorCode::LimitExceeded);
 }
 
-TEST_CASE("R-MEM-1 set_roster validates the member list; the same list again changes nothing", "[rules]") {
+TEST_CASE("R-MEM-1 set_roster validates the member list, the same list again changes nothing", "[rules]") {
   SECTION("the room address must fit its length prefix") {
     DeterministicRng rng(7);
     for (const std::string& room_name : {std::string(), std::string(kMaxRoomLen + 1, 'r')}) {
@@ -2362,7 +2362,7 @@ TEST_CASE("R-MEM-4 members who see concurrent joins in different orders converge
   }
 }
 
-TEST_CASE("R-MEM-5 at most 4 sessions are kept closing; the oldest is retired", "[rules]") {
+TEST_CASE("R-MEM-5 at most 4 sessions are kept closing, the oldest is retired", "[rules]") {
   Room room(2);
   establish(room);
   auto& alice = room.member(0);

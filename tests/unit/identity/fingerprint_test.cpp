@@ -99,7 +99,7 @@ TEST_CASE("fingerprint parse rejects anything but 64 hex digits", "[identity]") 
   }
 }
 
-TEST_CASE("different keys have different fingerprints; the same scalar gives the same one", "[identity]") {
+TEST_CASE("different keys have different fingerprints, the same scalar gives the same one", "[identity]") {
   const IdentityKey a = make_key(10);
   const IdentityKey b = make_key(11);
   CHECK_FALSE(a.fingerprint() == b.fingerprint());

@@ -95,7 +95,7 @@ TEST_CASE("verify works on an unknown JID", "[trust]") {
   CHECK(store.check(kCarol, kFpA) == TrustDecision::Trusted);
 }
 
-TEST_CASE("untrust forgets a JID; untrusting an unknown JID is an error", "[trust]") {
+TEST_CASE("untrust forgets a JID, untrusting an unknown JID is an error", "[trust]") {
   TrustStore store;
   REQUIRE(store.record_first_use(kBob, kFpA).ok());
   REQUIRE(store.untrust(kBob).ok());

@@ -283,7 +283,7 @@ TEST_CASE("plugin: a refused line never reaches the wire, whatever a cancelled s
   CHECK(bob.core->on_room_message_send(kRoom, "x", muc.now) == SendVerdict::Unchanged);
 }
 
-TEST_CASE("plugin: presence carries the marker only in secured rooms; history payloads are dropped", "[plugin]") {
+TEST_CASE("plugin: presence carries the marker only in secured rooms, history payloads are dropped", "[plugin]") {
   TempDir dir;
   FakeMuc muc(dir.path);
   secure(muc, {"alice", "bob"});

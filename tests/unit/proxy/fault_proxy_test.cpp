@@ -319,7 +319,7 @@ TEST_CASE("proxy splitter: protocol errors fall back to raw bytes", "[proxy][spl
   }
 }
 
-TEST_CASE("proxy splitter: <starttls/> and <proceed/> switch to raw; nested starttls does not",
+TEST_CASE("proxy splitter: <starttls/> and <proceed/> switch to raw, nested starttls does not",
           "[proxy][splitter]") {
   using Reason = StanzaSplitter::RawReason;
   const std::string open(kOpen);
