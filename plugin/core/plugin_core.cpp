@@ -223,8 +223,7 @@ void PluginCore::send_marker_presence(Room& r, bool with) {
     xmpp_stanza_set_to(base.get(), to.c_str());
   }
   // A presence update, not a join: without the MUC element (no history request, no rejoin).
-  StanzaPtr update = transport::StanzaPtr(nullptr);
-  update = copy_without(m_xml.ctx(), base.get(), "x", transport::kMucNs);
+  StanzaPtr update = copy_without(m_xml.ctx(), base.get(), "x", transport::kMucNs);
   if (with) {
     update = with_marker(m_xml.ctx(), update.get());
   } else {
