@@ -213,6 +213,13 @@ else
   timeout 600 build/tests/bench/mpotr-bench-xmpp --report="$ROOT/build/bench-report.json" \
     || die "mpotr-bench-xmpp failed or ran longer than 10 minutes"
   end_step
+
+  if [ -x build/tests/bench/mpotr-bench-otp ]; then
+    begin_step "OTP benchmark (real files, fdatasync; adds an otp section to build/bench-report.json)"
+    timeout 300 build/tests/bench/mpotr-bench-otp --report="$ROOT/build/bench-report.json" --dir="$ROOT/build" \
+      || die "mpotr-bench-otp failed or ran longer than 5 minutes"
+    end_step
+  fi
 fi
 
 print_summary
