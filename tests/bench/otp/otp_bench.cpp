@@ -20,6 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../bench_output.h"
+
 #include "mpotr/otp/pad_store.h"
 #include "mpotr/rng.h"
 
@@ -113,20 +115,6 @@ std::string table(const std::vector<Row>& rows) {
   return t.str();
 }
 
-bool replace_between_markers(const std::string& path, const std::string& body) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string open = "<!-- bench-otp-table -->\n";
-  const std::string close = "<!-- /bench-otp-table -->";
-  const auto a = text.find(open);
-  const auto b = text.find(close);
-  if (a == std::string::npos || b == std::string::npos || b < a) return false;
-  text = text.substr(0, a + open.size()) + body + text.substr(b);
-  std::ofstream out(path);
-  out << text;
-  return static_cast<bool>(out);
-}
 
 }  // namespace
 
@@ -186,18 +174,10 @@ int main(int argc, char** argv) {
                          {"durable_sends_per_second", r.messages_per_second},
                          {"pad_bytes_per_message", r.pad_bytes}});
   }
-  nlohmann::json report = nlohmann::json::object();
-  if (std::ifstream in(report_path); in) {
-    report = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (report.is_discarded() || !report.is_object()) report = nlohmann::json::object();
-  }
-  report["otp"] = j;
-  std::ofstream out(report_path);
-  out << report.dump(2) << '\n';
-  if (!out) die("cannot write " + report_path);
+  if (!mpotr::bench::merge_report_section(report_path, "otp", j)) die("cannot write " + report_path);
   std::cout << "report written to " << report_path << '\n';
   if (!readme_path.empty()) {
-    if (!replace_between_markers(readme_path, t)) die("no <!-- bench-otp-table --> markers in " + readme_path);
+    if (!mpotr::bench::replace_between_markers(readme_path, "bench-otp-table", t)) die("no <!-- bench-otp-table --> markers in " + readme_path);
     std::cout << "table written to " << readme_path << '\n';
   }
   return 0;  // the figures and the verdict are the output; a slow disk is not a test failure

@@ -29,6 +29,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../bench_output.h"
+
 #include "support/testserver.h"
 #include "support/xmpp_room.h"
 
@@ -262,22 +264,6 @@ std::string table(const std::vector<Goal>& goals) {
   return t.str();
 }
 
-bool replace_between_markers(const std::string& path, const std::string& body) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  std::string text = buf.str();
-  const std::string open = "<!-- bench-xmpp-table -->\n";
-  const std::string close = "<!-- /bench-xmpp-table -->";
-  const auto a = text.find(open);
-  const auto b = text.find(close);
-  if (a == std::string::npos || b == std::string::npos || b < a) return false;
-  text.replace(a + open.size(), b - a - open.size(), body);
-  std::ofstream out(path);
-  out << text;
-  return static_cast<bool>(out);
-}
 
 }  // namespace
 
@@ -331,23 +317,13 @@ int main(int argc, char** argv) {
 
     const std::string t = table(goals);
     std::cout << "\n" << t;
-    nlohmann::json report = nlohmann::json::object();
-    if (std::ifstream in(report_path); in) {
-      report = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (report.is_discarded() || !report.is_object()) {
-        report = nlohmann::json::object();
-      }
-    }
-    report["xmpp"] = j;
-    std::ofstream out(report_path);
-    out << report.dump(2) << '\n';
-    if (!out) {
+    if (!mpotr::bench::merge_report_section(report_path, "xmpp", j)) {
       std::cerr << "mpotr-bench-xmpp: cannot write " << report_path << '\n';
       return 1;
     }
     std::cout << "report written to " << report_path << '\n';
     if (!readme_path.empty()) {
-      if (!replace_between_markers(readme_path, t)) {
+      if (!mpotr::bench::replace_between_markers(readme_path, "bench-xmpp-table", t)) {
         std::cerr << "mpotr-bench-xmpp: no <!-- bench-xmpp-table --> markers in " << readme_path << '\n';
         return 1;
       }
