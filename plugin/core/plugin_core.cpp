@@ -380,8 +380,8 @@ void PluginCore::apply(Room& r, HostOutput out, TimeMs now, std::vector<Notice>*
 void PluginCore::on_presence_stanza_receive(std::string_view xml, TimeMs now) {
   if (!connected()) return;
   StanzaPtr s = m_xml.parse(xml);
-  if (!s || find_child(s.get(), "x", transport::kMucUserNs) == nullptr) return;
-  const std::string room_jid = lower(transport::bare_jid(attribute(s.get(), "from")));
+  if (!s || transport::stanza_child(s.get(), "x", transport::kMucUserNs) == nullptr) return;
+  const std::string room_jid = lower(transport::bare_jid(transport::stanza_attribute(s.get(), "from")));
   auto in = transport::parse_muc_stanza(s.get(), room_jid);
   if (!in || !std::holds_alternative<PresenceIn>(*in)) return;
   const auto& p = std::get<PresenceIn>(*in);
@@ -455,12 +455,12 @@ std::optional<std::string> PluginCore::on_presence_stanza_send(std::string_view 
   if (!connected()) return std::nullopt;
   StanzaPtr s = m_xml.parse(xml);
   if (!s) return std::nullopt;
-  const std::string to = attribute(s.get(), "to");
-  const std::string type = attribute(s.get(), "type");
+  const std::string to = transport::stanza_attribute(s.get(), "to");
+  const std::string type = transport::stanza_attribute(s.get(), "type");
   const std::string room_jid = lower(transport::bare_jid(to));
   if (to.find('/') == std::string::npos || (!type.empty() && type != "unavailable")) return std::nullopt;
   Room* r = room(room_jid);
-  const bool joining = find_child(s.get(), "x", transport::kMucNs) != nullptr;
+  const bool joining = transport::stanza_child(s.get(), "x", transport::kMucNs) != nullptr;
   if (r == nullptr && !joining) return std::nullopt;
   if (type == "unavailable") {
     return std::nullopt;  // leaving: the room's unavailable presence ends the session
@@ -484,16 +484,16 @@ bool PluginCore::on_message_stanza_receive(std::string_view xml, TimeMs now) {
   m_pending.reset();  // a display replacement only ever applies to the stanza that produced it
   StanzaPtr s = m_xml.parse(xml);
   if (!s) return true;
-  const std::string type = attribute(s.get(), "type");
+  const std::string type = transport::stanza_attribute(s.get(), "type");
   if (type == "chat") {
-    if (const xmpp_stanza_t* otr = find_child(s.get(), kOtrElement, kOtrNs)) {
-      handle_otr(attribute(s.get(), "from"), element_text(otr));
+    if (const xmpp_stanza_t* otr = transport::stanza_child(s.get(), kOtrElement, kOtrNs)) {
+      handle_otr(transport::stanza_attribute(s.get(), "from"), transport::stanza_element_text(otr));
       return false;  // never shown, never seen by the client's own OTR
     }
     return true;
   }
   if (type != "groupchat" && type != "error") return true;
-  const std::string room_jid = lower(transport::bare_jid(attribute(s.get(), "from")));
+  const std::string room_jid = lower(transport::bare_jid(transport::stanza_attribute(s.get(), "from")));
   auto in = transport::parse_muc_stanza(s.get(), room_jid);
   if (!in || !std::holds_alternative<MessageIn>(*in)) return true;
   const auto& m = std::get<MessageIn>(*in);
@@ -507,7 +507,7 @@ bool PluginCore::on_message_stanza_receive(std::string_view xml, TimeMs now) {
     return true;
   }
   if (r == nullptr) return true;
-  const bool has_body = find_child(s.get(), "body", nullptr) != nullptr;
+  const bool has_body = transport::stanza_child(s.get(), "body", nullptr) != nullptr;
   return handle_groupchat(*r, m, has_body, now);
 }
 
@@ -564,11 +564,11 @@ std::optional<std::string> PluginCore::on_message_stanza_send(std::string_view x
     m_ui.log(Tone::Warning, "mpOTR: an outgoing message could not be parsed and was not sent");
     return std::string(kSuppressed);
   }
-  if (find_child(s.get(), "body", nullptr) == nullptr) return std::nullopt;  // chat states, receipts
-  const std::string to = attribute(s.get(), "to");
+  if (transport::stanza_child(s.get(), "body", nullptr) == nullptr) return std::nullopt;  // chat states, receipts
+  const std::string to = transport::stanza_attribute(s.get(), "to");
   Room* r = secured_room(transport::bare_jid(to));
   if (r == nullptr) return std::nullopt;
-  const std::string type = attribute(s.get(), "type");
+  const std::string type = transport::stanza_attribute(s.get(), "type");
   if (type == "groupchat") {
     // The line was encrypted and sent by the room send hook (or refused there): this is the
     // client's plaintext copy.

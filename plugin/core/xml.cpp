@@ -13,14 +13,6 @@ using transport::StanzaPtr;
 
 namespace {
 xmpp_stanza_t* mut(const xmpp_stanza_t* s) { return const_cast<xmpp_stanza_t*>(s); }
-
-StanzaPtr element(xmpp_ctx_t* ctx, const char* name, const char* ns) {
-  StanzaPtr e(xmpp_stanza_new(ctx));
-  if (!e) throw std::bad_alloc();
-  xmpp_stanza_set_name(e.get(), name);
-  if (ns != nullptr) xmpp_stanza_set_ns(e.get(), ns);
-  return e;
-}
 }  // namespace
 
 XmlContext::XmlContext() : m_ctx(xmpp_ctx_new(nullptr, nullptr)) {
@@ -33,24 +25,6 @@ StanzaPtr XmlContext::parse(std::string_view text) const {
   if (text.empty() || text.size() > kMaxStanzaTextLen) return nullptr;
   const std::string copy(text);  // libstrophe wants a NUL-terminated string
   return StanzaPtr(xmpp_stanza_new_from_string(m_ctx, copy.c_str()));
-}
-
-std::string attribute(const xmpp_stanza_t* s, const char* name) {
-  const char* v = xmpp_stanza_get_attribute(mut(s), name);
-  return v != nullptr ? std::string(v) : std::string();
-}
-
-const xmpp_stanza_t* find_child(const xmpp_stanza_t* s, const char* name, const char* ns) {
-  // libstrophe's by_name_and_ns never matches a null namespace: <body/> is looked up by name.
-  return ns == nullptr ? xmpp_stanza_get_child_by_name(mut(s), name) : xmpp_stanza_get_child_by_name_and_ns(mut(s), name, ns);
-}
-
-std::string element_text(const xmpp_stanza_t* s) {
-  char* t = xmpp_stanza_get_text(mut(s));
-  if (t == nullptr) return {};
-  std::string out(t);
-  xmpp_free(xmpp_stanza_get_context(s), t);
-  return out;
 }
 
 StanzaPtr copy_without(xmpp_ctx_t* ctx, const xmpp_stanza_t* s, const char* name, const char* ns) {
@@ -82,7 +56,7 @@ StanzaPtr copy_without(xmpp_ctx_t* ctx, const xmpp_stanza_t* s, const char* name
 
 StanzaPtr with_marker(xmpp_ctx_t* ctx, const xmpp_stanza_t* presence) {
   StanzaPtr out = copy_without(ctx, presence, transport::kPayloadElement, transport::kPayloadNs);
-  StanzaPtr marker = element(ctx, transport::kPayloadElement, transport::kPayloadNs);
+  StanzaPtr marker = transport::new_element(ctx, transport::kPayloadElement, transport::kPayloadNs);
   xmpp_stanza_add_child(out.get(), marker.get());
   return out;
 }
@@ -92,18 +66,12 @@ StanzaPtr build_otr_message(xmpp_ctx_t* ctx, std::string_view to_full_jid, std::
   const std::string id_s(id);
   StanzaPtr msg(xmpp_message_new(ctx, "chat", to.c_str(), id_s.c_str()));
   if (!msg) throw std::bad_alloc();
-  StanzaPtr otr = element(ctx, kOtrElement, kOtrNs);
-  StanzaPtr text(xmpp_stanza_new(ctx));
-  if (!text) throw std::bad_alloc();
-  const std::string t(otr_text);
-  xmpp_stanza_set_text(text.get(), t.c_str());
-  xmpp_stanza_add_child(otr.get(), text.get());
-  xmpp_stanza_add_child(msg.get(), otr.get());
+  transport::add_text_element(ctx, msg.get(), kOtrElement, kOtrNs, otr_text);
   for (const char* hint : {"no-store", "no-copy"}) {
-    StanzaPtr h = element(ctx, hint, transport::kHintsNs);
+    StanzaPtr h = transport::new_element(ctx, hint, transport::kHintsNs);
     xmpp_stanza_add_child(msg.get(), h.get());
   }
-  StanzaPtr priv = element(ctx, "private", "urn:xmpp:carbons:2");
+  StanzaPtr priv = transport::new_element(ctx, "private", "urn:xmpp:carbons:2");
   xmpp_stanza_add_child(msg.get(), priv.get());
   return msg;
 }

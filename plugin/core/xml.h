@@ -35,11 +35,6 @@ class XmlContext {
   xmpp_ctx_t* m_ctx;
 };
 
-std::string attribute(const xmpp_stanza_t* s, const char* name);
-// ns may be null: the first child of that name, whatever its namespace.
-const xmpp_stanza_t* find_child(const xmpp_stanza_t* s, const char* name, const char* ns);
-std::string element_text(const xmpp_stanza_t* s);
-
 // A copy of `s` without its direct children named `name` in namespace `ns`.
 transport::StanzaPtr copy_without(xmpp_ctx_t* ctx, const xmpp_stanza_t* s, const char* name, const char* ns);
 // A copy of the presence with the mpOTR participation marker (spec X-8), added once.

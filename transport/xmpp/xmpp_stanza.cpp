@@ -10,19 +10,19 @@
 
 namespace mpotr::transport {
 
-namespace {
-
-// libstrophe's getters are not const-correct; parsing never modifies the stanza.
-xmpp_stanza_t* mut(const xmpp_stanza_t* s) { return const_cast<xmpp_stanza_t*>(s); }
-
-std::string attr(const xmpp_stanza_t* s, const char* name) {
-  const char* v = xmpp_stanza_get_attribute(mut(s), name);
+std::string stanza_attribute(const xmpp_stanza_t* s, const char* name) {
+  const char* v = xmpp_stanza_get_attribute(const_cast<xmpp_stanza_t*>(s), name);
   return v != nullptr ? std::string(v) : std::string();
 }
 
-// Text content of an element; libstrophe allocates it with the context's allocator.
-std::string text_of(const xmpp_stanza_t* s) {
-  char* t = xmpp_stanza_get_text(mut(s));
+const xmpp_stanza_t* stanza_child(const xmpp_stanza_t* s, const char* name, const char* ns) {
+  auto* m = const_cast<xmpp_stanza_t*>(s);
+  return ns == nullptr ? xmpp_stanza_get_child_by_name(m, name) : xmpp_stanza_get_child_by_name_and_ns(m, name, ns);
+}
+
+// libstrophe allocates the text with the context's allocator.
+std::string stanza_element_text(const xmpp_stanza_t* s) {
+  char* t = xmpp_stanza_get_text(const_cast<xmpp_stanza_t*>(s));
   if (t == nullptr) {
     return {};
   }
@@ -31,9 +31,30 @@ std::string text_of(const xmpp_stanza_t* s) {
   return out;
 }
 
-const xmpp_stanza_t* child(const xmpp_stanza_t* s, const char* name, const char* ns) {
-  return xmpp_stanza_get_child_by_name_and_ns(mut(s), name, ns);
+StanzaPtr new_element(xmpp_ctx_t* ctx, const char* name, const char* ns) {
+  StanzaPtr e(xmpp_stanza_new(ctx));
+  if (!e) {
+    throw std::bad_alloc();
+  }
+  xmpp_stanza_set_name(e.get(), name);
+  if (ns != nullptr) {
+    xmpp_stanza_set_ns(e.get(), ns);
+  }
+  return e;
 }
+
+void add_text_element(xmpp_ctx_t* ctx, xmpp_stanza_t* parent, const char* name, const char* ns, std::string_view text) {
+  StanzaPtr e = new_element(ctx, name, ns);
+  StanzaPtr t(xmpp_stanza_new(ctx));
+  xmpp_stanza_set_text_with_size(t.get(), text.data(), text.size());
+  xmpp_stanza_add_child(e.get(), t.get());
+  xmpp_stanza_add_child(parent, e.get());
+}
+
+namespace {
+
+// libstrophe's getters are not const-correct; parsing never modifies the stanza.
+xmpp_stanza_t* mut(const xmpp_stanza_t* s) { return const_cast<xmpp_stanza_t*>(s); }
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -58,50 +79,31 @@ std::string error_condition(const xmpp_stanza_t* s) {
   return "unknown-error";
 }
 
-StanzaPtr element(xmpp_ctx_t* ctx, const char* name, const char* ns) {
-  StanzaPtr e(xmpp_stanza_new(ctx));
-  if (!e) {
-    throw std::bad_alloc();
-  }
-  xmpp_stanza_set_name(e.get(), name);
-  if (ns != nullptr) {
-    xmpp_stanza_set_ns(e.get(), ns);
-  }
-  return e;
-}
-
 // add_child takes its own reference; ours is released when `c` goes out of scope.
 void add(xmpp_stanza_t* parent, const StanzaPtr& c) { xmpp_stanza_add_child(parent, c.get()); }
 
-void add_text_child(xmpp_ctx_t* ctx, xmpp_stanza_t* parent, const char* name, const char* ns, std::string_view text) {
-  StanzaPtr e = element(ctx, name, ns);
-  StanzaPtr t(xmpp_stanza_new(ctx));
-  xmpp_stanza_set_text_with_size(t.get(), text.data(), text.size());
-  add(e.get(), t);
-  add(parent, e);
-}
 
 PresenceIn parse_presence(const xmpp_stanza_t* s, std::string nick) {
   PresenceIn p;
   p.nick = std::move(nick);
-  const std::string type = attr(s, "type");
+  const std::string type = stanza_attribute(s, "type");
   p.available = type != "unavailable" && type != "error";
   if (type == "error") {
     p.error = error_condition(s);
   }
-  p.mpotr = p.available && child(s, kPayloadElement, kPayloadNs) != nullptr;
-  if (const xmpp_stanza_t* x = child(s, "x", kMucUserNs)) {
+  p.mpotr = p.available && stanza_child(s, kPayloadElement, kPayloadNs) != nullptr;
+  if (const xmpp_stanza_t* x = stanza_child(s, "x", kMucUserNs)) {
     for (xmpp_stanza_t* c = xmpp_stanza_get_children(mut(x)); c != nullptr; c = xmpp_stanza_get_next(c)) {
       const char* name = xmpp_stanza_get_name(c);
       if (!xmpp_stanza_is_tag(c) || name == nullptr) {
         continue;
       }
       if (std::strcmp(name, "item") == 0) {
-        p.real_full_jid = attr(c, "jid");
+        p.real_full_jid = stanza_attribute(c, "jid");
         p.real_jid = bare_jid(p.real_full_jid);
-        p.new_nick = attr(c, "nick");
+        p.new_nick = stanza_attribute(c, "nick");
       } else if (std::strcmp(name, "status") == 0) {
-        const std::string code = attr(c, "code");
+        const std::string code = stanza_attribute(c, "code");
         if (code == "110") {
           p.self = true;
         } else if (code == "201") {
@@ -119,7 +121,7 @@ PresenceIn parse_presence(const xmpp_stanza_t* s, std::string nick) {
     bool changing = false;
     for (xmpp_stanza_t* c = xmpp_stanza_get_children(mut(x)); c != nullptr; c = xmpp_stanza_get_next(c)) {
       const char* name = xmpp_stanza_get_name(c);
-      if (xmpp_stanza_is_tag(c) && name != nullptr && std::strcmp(name, "status") == 0 && attr(c, "code") == "303") {
+      if (xmpp_stanza_is_tag(c) && name != nullptr && std::strcmp(name, "status") == 0 && stanza_attribute(c, "code") == "303") {
         changing = true;
       }
     }
@@ -133,17 +135,17 @@ PresenceIn parse_presence(const xmpp_stanza_t* s, std::string nick) {
 MessageIn parse_message(const xmpp_stanza_t* s, std::string nick) {
   MessageIn m;
   m.nick = std::move(nick);
-  if (attr(s, "type") == "error") {
+  if (stanza_attribute(s, "type") == "error") {
     m.error = error_condition(s);
     return m;
   }
-  if (const xmpp_stanza_t* payload = child(s, kPayloadElement, kPayloadNs)) {
-    m.payload_text = text_of(payload);
+  if (const xmpp_stanza_t* payload = stanza_child(s, kPayloadElement, kPayloadNs)) {
+    m.payload_text = stanza_element_text(payload);
   }
   if (const xmpp_stanza_t* body = xmpp_stanza_get_child_by_name(mut(s), "body")) {
-    m.body = text_of(body);
+    m.body = stanza_element_text(body);
   }
-  m.delayed = child(s, "delay", "urn:xmpp:delay") != nullptr;
+  m.delayed = stanza_child(s, "delay", "urn:xmpp:delay") != nullptr;
   return m;
 }
 
@@ -183,7 +185,7 @@ std::optional<Inbound> parse_muc_stanza(const xmpp_stanza_t* stanza, std::string
     return Inbound{parse_presence(stanza, std::move(*nick))};
   }
   if (std::strcmp(name, "message") == 0) {
-    const std::string type = attr(stanza, "type");
+    const std::string type = stanza_attribute(stanza, "type");
     if (type != "groupchat" && type != "error") {
       return std::nullopt;  // private messages through the room are not part of the protocol
     }
@@ -199,16 +201,16 @@ StanzaPtr build_payload_message(xmpp_ctx_t* ctx, std::string_view room, std::str
   if (!msg) {
     throw std::bad_alloc();
   }
-  add_text_child(ctx, msg.get(), kPayloadElement, kPayloadNs, encode_payload_text(payload));
-  StanzaPtr eme = element(ctx, "encryption", kEmeNs);
+  add_text_element(ctx, msg.get(), kPayloadElement, kPayloadNs, encode_payload_text(payload));
+  StanzaPtr eme = new_element(ctx, "encryption", kEmeNs);
   xmpp_stanza_set_attribute(eme.get(), "namespace", kPayloadNs);
   xmpp_stanza_set_attribute(eme.get(), "name", kEmeName);
   add(msg.get(), eme);
   for (const char* hint : {"no-store", "no-permanent-store", "no-copy"}) {
-    add(msg.get(), element(ctx, hint, kHintsNs));
+    add(msg.get(), new_element(ctx, hint, kHintsNs));
   }
   if (wants_fallback_body(payload)) {
-    add_text_child(ctx, msg.get(), "body", nullptr, kFallbackBody);
+    add_text_element(ctx, msg.get(), "body", nullptr, kFallbackBody);
   }
   return msg;
 }
@@ -217,12 +219,12 @@ StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::strin
   StanzaPtr p(xmpp_presence_new(ctx));
   const std::string to = std::string(room) + "/" + std::string(nick);
   xmpp_stanza_set_to(p.get(), to.c_str());
-  StanzaPtr x = element(ctx, "x", kMucNs);
-  StanzaPtr history = element(ctx, "history", nullptr);
+  StanzaPtr x = new_element(ctx, "x", kMucNs);
+  StanzaPtr history = new_element(ctx, "history", nullptr);
   xmpp_stanza_set_attribute(history.get(), "maxstanzas", "0");
   add(x.get(), history);
   add(p.get(), x);
-  StanzaPtr marker = element(ctx, kPayloadElement, kPayloadNs);
+  StanzaPtr marker = new_element(ctx, kPayloadElement, kPayloadNs);
   add(p.get(), marker);
   return p;
 }
@@ -240,8 +242,8 @@ StanzaPtr build_room_config(xmpp_ctx_t* ctx, std::string_view room, std::string_
   const std::string to(room);
   StanzaPtr iq(xmpp_iq_new(ctx, "set", id_s.c_str()));
   xmpp_stanza_set_to(iq.get(), to.c_str());
-  StanzaPtr query = element(ctx, "query", kMucOwnerNs);
-  StanzaPtr form = element(ctx, "x", "jabber:x:data");
+  StanzaPtr query = new_element(ctx, "query", kMucOwnerNs);
+  StanzaPtr form = new_element(ctx, "x", "jabber:x:data");
   xmpp_stanza_set_type(form.get(), "submit");
   const std::pair<const char*, const char*> fields[] = {
       {"FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig"},
@@ -250,9 +252,9 @@ StanzaPtr build_room_config(xmpp_ctx_t* ctx, std::string_view room, std::string_
       {"muc#roomconfig_enablelogging", "0"},      // off the record
   };
   for (const auto& [var, value] : fields) {
-    StanzaPtr field = element(ctx, "field", nullptr);
+    StanzaPtr field = new_element(ctx, "field", nullptr);
     xmpp_stanza_set_attribute(field.get(), "var", var);
-    add_text_child(ctx, field.get(), "value", nullptr, value);
+    add_text_element(ctx, field.get(), "value", nullptr, value);
     add(form.get(), field);
   }
   add(query.get(), form);

@@ -165,12 +165,12 @@ class FakeMuc {
     auto s = ctx.parse(xml);
     REQUIRE(s);
     const std::string name = xmpp_stanza_get_name(s.get());
-    const std::string to = attribute(s.get(), "to");
-    const std::string type = attribute(s.get(), "type");
+    const std::string to = transport::stanza_attribute(s.get(), "to");
+    const std::string type = transport::stanza_attribute(s.get(), "type");
     if (name == "presence") {
       const bool available = type != "unavailable";
       const bool joining = !from.in_room && available;
-      from.marker = find_child(s.get(), "mpotr", "urn:mpotr:1") != nullptr;
+      from.marker = transport::stanza_child(s.get(), "mpotr", "urn:mpotr:1") != nullptr;
       if (joining) {
         for (auto& c : m_clients) {
           if (c->in_room) deliver_presence(from, presence_of(*c, false, true));

@@ -68,4 +68,15 @@ StanzaPtr build_room_config(xmpp_ctx_t* ctx, std::string_view room, std::string_
 // XML text of a stanza (tests, the fault proxy, the plugin).
 std::string stanza_text(const xmpp_stanza_t* stanza);
 
+// Small libstrophe helpers, also used by the Profanity plugin (which parses and builds the
+// stanza text its host client hands it).
+std::string stanza_attribute(const xmpp_stanza_t* s, const char* name);  // "" if absent
+// The first child element `name` in namespace `ns`; with ns null, whatever its namespace
+// (libstrophe's by_name_and_ns never matches a null namespace).
+const xmpp_stanza_t* stanza_child(const xmpp_stanza_t* s, const char* name, const char* ns);
+std::string stanza_element_text(const xmpp_stanza_t* s);  // concatenated text content
+StanzaPtr new_element(xmpp_ctx_t* ctx, const char* name, const char* ns);  // ns may be null
+// Appends <name xmlns=ns>text</name> to parent.
+void add_text_element(xmpp_ctx_t* ctx, xmpp_stanza_t* parent, const char* name, const char* ns, std::string_view text);
+
 }  // namespace mpotr::transport
