@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 
 #include <sodium.h>
 
@@ -50,14 +49,20 @@ Tone tone_of(Severity s) {
   }
 }
 
-std::string short_hex(const Hash32& h) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < 4; ++i) {
-    out += digits[h[i] >> 4];
-    out += digits[h[i] & 15];
+// The member of the room's current session that `pick` chooses (none without a session).
+template <class Pick>
+std::optional<MemberInfo> session_member(const transport::RoomHost* host, Pick pick) {
+  if (host == nullptr) return std::nullopt;
+  const auto s = host->session();
+  if (!s) return std::nullopt;
+  for (const auto& m : s->members) {
+    if (pick(m)) return m;
   }
-  return out;
+  return std::nullopt;
+}
+
+std::optional<MemberInfo> member_named(const transport::RoomHost* host, std::string_view nick) {
+  return session_member(host, [&](const MemberInfo& m) { return m.nick == nick; });
 }
 
 std::string excerpt(const std::string& text) {
@@ -136,11 +141,8 @@ void PluginCore::on_disconnect(TimeMs now) {
   (void)now;
   for (auto& [jid, r] : m_rooms) {
     if (r.host) {
-      apply(r, r.host->on_disconnected("the connection was lost"), now);
-      r.host.reset();
-      r.title.clear();
-      m_ui.room_title(jid, "");
-      m_ui.room_encrypted_char(jid, false);
+      apply(r, r.host->on_disconnected("the connection was lost"));
+      drop_session(r);
       show(jid, Tone::Warning, "mpOTR: disconnected; the session here is over. It restarts when you rejoin.");
     }
   }
@@ -156,9 +158,7 @@ void PluginCore::shutdown(TimeMs now) {
     if (r.host) {
       // Withdraw the marker so the others re-key without us at once instead of timing out.
       send_marker_presence(r, false);
-      r.host.reset();
-      m_ui.room_title(jid, "");
-      m_ui.room_encrypted_char(jid, false);
+      drop_session(r);
       show(jid, Tone::Warning, "mpOTR: the plugin was unloaded; this room is no longer encrypted.");
     }
   }
@@ -254,19 +254,29 @@ void PluginCore::start(Room& r, TimeMs now) {
   m_ui.room_encrypted_char(r.jid, true);
   show(r.jid, Tone::Info,
        "mpOTR: securing this room. Members with mpOTR join the session; lines are only sent once it is secure.");
-  apply(r, std::move(out), now);
+  apply(r, std::move(out));
   refresh_completions(r);
+}
+
+void PluginCore::drop_session(Room& r) {
+  r.host.reset();
+  r.end_deadline.reset();
+  r.title.clear();
+  m_ui.room_title(r.jid, "");
+  m_ui.room_encrypted_char(r.jid, false);
 }
 
 void PluginCore::finish_end(Room& r, const std::string& why) {
   send_marker_presence(r, false);
-  r.host.reset();
-  r.end_deadline.reset();
-  r.title.clear();
+  drop_session(r);
   m_wanted.erase(r.jid);
-  m_ui.room_title(r.jid, "");
-  m_ui.room_encrypted_char(r.jid, false);
   show(r.jid, Tone::Warning, "mpOTR ended (" + why + "). This room is NOT encrypted any more: what you type now is sent in the clear.");
+}
+
+void PluginCore::hint_mpotr_used(Room& r, const std::string& nick) {
+  if (r.hinted || !r.joined) return;
+  r.hinted = true;
+  show(r.jid, Tone::Info, "mpOTR: " + nick + " uses mpOTR in this room. Type /mpotr start to take part.");
 }
 
 void PluginCore::refresh_title(Room& r) {
@@ -314,7 +324,7 @@ void PluginCore::save_trust() {
   }
 }
 
-void PluginCore::apply(Room& r, HostOutput out, TimeMs now, std::vector<Notice>* messages) {
+void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
   for (const auto& payload : out.payloads) {
     StanzaPtr s = transport::build_payload_message(m_xml.ctx(), r.jid, next_id(), view(payload));
     if (!m_ui.send_stanza(transport::stanza_text(s.get()))) {
@@ -370,7 +380,6 @@ void PluginCore::apply(Room& r, HostOutput out, TimeMs now, std::vector<Notice>*
     finish_end(r, "transcripts compared, keys published");
     return;
   }
-  (void)now;
   refresh_title(r);
 }
 
@@ -408,7 +417,7 @@ void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
       r.joined = true;
       r.self_nick = p.nick;
       if (r.host) {
-        apply(r, r.host->on_self_present(p.nick, r.shows_jids, now, *m_rng), now);
+        apply(r, r.host->on_self_present(p.nick, r.shows_jids, now, *m_rng));
       } else if (first && m_wanted.contains(r.jid)) {
         start(r, now);  // we secured this room before a reconnect or rejoin
       }
@@ -416,9 +425,8 @@ void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
       // The room renames us; our new presence follows.
     } else {
       if (r.host) {
-        apply(r, r.host->on_disconnected(p.removed ? "removed from the room" : "left the room"), now);
-        m_ui.room_title(r.jid, "");
-        m_ui.room_encrypted_char(r.jid, false);
+        apply(r, r.host->on_disconnected(p.removed ? "removed from the room" : "left the room"));
+        drop_session(r);
       }
       const std::string gone = r.jid;  // r dies with the erase
       if (!p.removed) m_wanted.erase(gone);
@@ -430,11 +438,8 @@ void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
   if (p.available) {
     if (!r.occupants.contains(p.nick) && r.occupants.size() >= transport::kMaxOccupants) return;
     r.occupants[p.nick] = p;
-    if (r.host) apply(r, r.host->on_occupant_present(transport::Occupant{p.nick, p.real_jid, p.mpotr}, now, *m_rng), now);
-    if (!r.host && p.mpotr && r.joined && !r.hinted) {
-      r.hinted = true;
-      show(r.jid, Tone::Info, "mpOTR: " + p.nick + " uses mpOTR in this room. Type /mpotr start to take part.");
-    }
+    if (r.host) apply(r, r.host->on_occupant_present(transport::Occupant{p.nick, p.real_jid, p.mpotr}, now, *m_rng));
+    if (!r.host && p.mpotr) hint_mpotr_used(r, p.nick);
   } else if (!p.new_nick.empty()) {
     auto it = r.occupants.find(p.nick);
     if (it != r.occupants.end()) {
@@ -443,10 +448,10 @@ void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
       r.occupants.erase(it);
       r.occupants[p.new_nick] = moved;
     }
-    if (r.host) apply(r, r.host->on_nick_change(p.nick, p.new_nick, now, *m_rng), now);
+    if (r.host) apply(r, r.host->on_nick_change(p.nick, p.new_nick, now, *m_rng));
   } else {
     r.occupants.erase(p.nick);
-    if (r.host) apply(r, r.host->on_occupant_gone(p.nick, now, *m_rng), now);
+    if (r.host) apply(r, r.host->on_occupant_gone(p.nick, now, *m_rng));
   }
   if (r.host) refresh_completions(r);
 }
@@ -514,21 +519,18 @@ bool PluginCore::on_message_stanza_receive(std::string_view xml, TimeMs now) {
 bool PluginCore::handle_groupchat(Room& r, const MessageIn& m, bool has_body, TimeMs now) {
   if (m.nick.empty()) return true;  // from the room itself (subject, configuration notices)
   if (!r.host) {
-    if (m.payload_text && !r.hinted && r.joined) {
-      r.hinted = true;
-      show(r.jid, Tone::Info, "mpOTR: " + m.nick + " uses mpOTR in this room. Type /mpotr start to take part.");
-    }
+    if (m.payload_text) hint_mpotr_used(r, m.nick);
     return true;  // clients without a session see the fallback text, like clients without mpOTR
   }
   if (!m.payload_text) {
     if (m.delayed || !has_body) return true;
-    apply(r, r.host->on_plaintext(m.nick, m.body), now);
+    apply(r, r.host->on_plaintext(m.nick, m.body));
     if (m.nick == r.self_nick) return true;
     m_pending = PendingDisplay{r.jid, m.nick, "[NOT ENCRYPTED] " + m.body};
     return true;
   }
   std::vector<Notice> messages;
-  apply(r, r.host->on_payload(m.nick, *m.payload_text, now, *m_rng), now, &messages);
+  apply(r, r.host->on_payload(m.nick, *m.payload_text, now, *m_rng), &messages);
   if (has_body && messages.size() == 1 && messages[0].nick == m.nick && m.nick != r.self_nick) {
     m_pending = PendingDisplay{r.jid, m.nick, messages[0].text};
     return true;
@@ -551,7 +553,7 @@ SendVerdict PluginCore::on_room_message_send(std::string_view room_jid, std::str
   if (r == nullptr) return SendVerdict::Unchanged;
   HostOutput out = r->host->send_text(text, now, *m_rng);
   const bool sent = !out.payloads.empty();
-  apply(*r, std::move(out), now);
+  apply(*r, std::move(out));
   return sent ? SendVerdict::Unchanged : SendVerdict::Cancel;
 }
 
@@ -594,7 +596,7 @@ void PluginCore::on_timer(TimeMs now) {
       continue;
     }
     const auto wake = r.host->wake_at();
-    if (wake && *wake <= now) apply(r, r.host->tick(now, *m_rng), now);
+    if (wake && *wake <= now) apply(r, r.host->tick(now, *m_rng));
   }
   if (m_otr && m_otr->poll_interval_seconds() > 0 &&
       now - m_last_otr_poll >= static_cast<TimeMs>(m_otr->poll_interval_seconds()) * 1000) {
@@ -668,7 +670,7 @@ void PluginCore::on_command(const std::vector<std::string>& args, std::optional<
   }
   if (std::holds_alternative<cmd::Start>(c)) {
     if (r->host) {
-      apply(*r, r->host->restart(now, *m_rng), now);
+      apply(*r, r->host->restart(now, *m_rng));
       show(r->jid, Tone::Info, "mpOTR: already secured here; restarting the key exchange.");
       return;
     }
@@ -681,13 +683,13 @@ void PluginCore::on_command(const std::vector<std::string>& args, std::optional<
       return;
     }
     if (r->host->phase() != Phase::Established) {
-      apply(*r, r->host->on_disconnected("ended by the user"), now);
+      apply(*r, r->host->on_disconnected("ended by the user"));
       finish_end(*r, "ended before the session was secure");
       return;
     }
     r->end_deadline = now + kEndTimeoutMs;
     show(r->jid, Tone::Info, "mpOTR: ending the session: comparing transcripts, then publishing our keys…");
-    apply(*r, r->host->leave(now, *m_rng), now);
+    apply(*r, r->host->leave(now, *m_rng));
     return;
   }
   if (std::holds_alternative<cmd::Status>(c)) {
@@ -708,7 +710,7 @@ void PluginCore::command_status(const std::string& out, Room* r) {
   const auto phase = r->host->phase();
   const auto s = r->host->session();
   std::string head = "mpOTR status: phase " + std::string(to_string(phase));
-  if (s) head += ", session " + short_hex(s->session_id) + ", " + std::to_string(s->members.size()) + " members";
+  if (s) head += ", session " + to_hex(ByteView(s->session_id.data(), 4)) + ", " + std::to_string(s->members.size()) + " members";
   show(out, Tone::Info, head);
   show(out, Tone::Info, "  you: " + r->self_nick + " (" + m_account + ") " + r->host->fingerprint().grouped());
   std::set<std::string> listed{r->self_nick};
@@ -734,13 +736,7 @@ std::optional<std::string> PluginCore::resolve_jid(const Room* r, const std::str
   if (r != nullptr) {
     auto it = r->occupants.find(who);
     if (it != r->occupants.end() && !it->second.real_jid.empty()) return lower(it->second.real_jid);
-    if (r->host) {
-      if (const auto s = r->host->session()) {
-        for (const auto& m : s->members) {
-          if (m.nick == who) return lower(m.jid);
-        }
-      }
-    }
+    if (const auto m = member_named(r->host.get(), who)) return lower(m->jid);
   }
   if (who.find('@') != std::string::npos && who.find('/') == std::string::npos) return lower(who);
   return std::nullopt;
@@ -756,16 +752,13 @@ void PluginCore::command_fingerprint(const std::string& out, Room* r, const std:
     show(out, Tone::Info, "mpOTR: your fingerprint (" + m_account + "): " + identity.value().fingerprint().grouped());
     return;
   }
-  if (r != nullptr && r->host) {
-    if (const auto s = r->host->session()) {
-      for (const auto& m : s->members) {
-        if (m.nick == who || lower(m.jid) == lower(who)) {
-          show(out, Tone::Info, "mpOTR: " + m.nick + " (" + m.jid + ") uses " + m.fingerprint.grouped() + " [" +
-                                    std::string(to_string(m_trust.level(m.jid))) + "]");
-          return;
-        }
-      }
-    }
+  const auto m = session_member(r != nullptr ? r->host.get() : nullptr, [&](const MemberInfo& x) {
+    return x.nick == who || lower(x.jid) == lower(who);
+  });
+  if (m) {
+    show(out, Tone::Info, "mpOTR: " + m->nick + " (" + m->jid + ") uses " + m->fingerprint.grouped() + " [" +
+                              std::string(to_string(m_trust.level(m->jid))) + "]");
+    return;
   }
   const auto jid = resolve_jid(r, who);
   if (jid) {
@@ -795,13 +788,9 @@ void PluginCore::command_trust(const std::string& out, Room* r, const Command& c
     std::optional<Fingerprint> fp;
     std::string nick;
     if (r != nullptr && r->host) {
-      if (const auto s = r->host->session()) {
-        for (const auto& m : s->members) {
-          if (lower(m.jid) == *jid) {
-            fp = m.fingerprint;
-            nick = m.nick;
-          }
-        }
+      if (const auto m = session_member(r->host.get(), [&](const MemberInfo& x) { return lower(x.jid) == *jid; })) {
+        fp = m->fingerprint;
+        nick = m->nick;
       }
       if (!fp) {
         for (const auto& [n, p] : r->occupants) {
@@ -815,7 +804,7 @@ void PluginCore::command_trust(const std::string& out, Room* r, const Command& c
             show(out, Tone::Warning, "mpOTR: " + accepted.error().detail);
             return;
           }
-          apply(*r, std::move(accepted).value(), now);
+          apply(*r, std::move(accepted).value());
           show(out, Tone::Info, "mpOTR: accepted " + nick + "'s new key; run /mpotr trust " + nick +
                                     " again once the session is secure to mark it verified.");
           return;
@@ -845,7 +834,7 @@ void PluginCore::command_trust(const std::string& out, Room* r, const Command& c
   save_trust();
   show(out, Tone::Good, "mpOTR: " + what + ".");
   if (std::holds_alternative<cmd::Block>(c) && r != nullptr && r->host) {
-    apply(*r, r->host->restart(now, *m_rng), now);
+    apply(*r, r->host->restart(now, *m_rng));
   }
   for (auto& [jid_r, room_state] : m_rooms) refresh_title(room_state);
 }
@@ -869,13 +858,9 @@ void PluginCore::command_verify(const std::string& out, Room* r, const cmd::Veri
     show(out, Tone::Warning, "mpOTR: the session must be secure first.");
     return;
   }
-  const auto s = r->host->session();
-  const MemberInfo* member = nullptr;
-  for (const auto& m : s->members) {
-    if (m.nick == v.nick && m.nick != r->self_nick) member = &m;
-  }
+  const auto member = v.nick == r->self_nick ? std::nullopt : member_named(r->host.get(), v.nick);
   auto occ = r->occupants.find(v.nick);
-  if (member == nullptr || occ == r->occupants.end() || occ->second.real_full_jid.empty()) {
+  if (!member || occ == r->occupants.end() || occ->second.real_full_jid.empty()) {
     show(out, Tone::Warning, "mpOTR: " + v.nick + " is not a member of this session.");
     return;
   }
@@ -918,15 +903,8 @@ void PluginCore::command_secret(const std::string& out, cmd::Secret& s) {
     return;
   }
   Room* r = secured_room(ver->room);
-  std::optional<Fingerprint> fp_now;
-  if (r != nullptr) {
-    if (const auto info = r->host->session()) {
-      for (const auto& m : info->members) {
-        if (m.nick == ver->nick) fp_now = m.fingerprint;
-      }
-    }
-  }
-  if (!fp_now || !(*fp_now == ver->peer_fp)) {
+  const auto now_seen = member_named(r != nullptr ? r->host.get() : nullptr, ver->nick);
+  if (!now_seen || !(now_seen->fingerprint == ver->peer_fp)) {
     show(ver->room, Tone::Alert, "mpOTR: " + ver->nick + "'s key changed or they left since the verification began; start again.");
     apply_otr(m_otr->abort(ver->peer_full_jid));
     m_verifications.erase(m_verifications.begin() + (ver - m_verifications.data()));
@@ -980,18 +958,13 @@ void PluginCore::apply_otr(OtrOutput out) {
       Fingerprint fp;
       bool found = false;
       for (auto& [jid, r] : m_rooms) {
-        if (!r.host) continue;
-        const auto s = r.host->session();
-        if (!s) continue;
         for (const auto& [n, p] : r.occupants) {
           if (p.real_full_jid != ev.peer) continue;
-          for (const auto& m : s->members) {
-            if (m.nick == n) {
-              room_jid = jid;
-              nick = n;
-              fp = m.fingerprint;
-              found = true;
-            }
+          if (const auto m = member_named(r.host.get(), n)) {
+            room_jid = jid;
+            nick = n;
+            fp = m->fingerprint;
+            found = true;
           }
         }
       }
@@ -1035,14 +1008,8 @@ void PluginCore::apply_otr(OtrOutput out) {
         // Only the key that was bound into the secret becomes verified, and only if the room
         // still shows it (spec/verification.md V-5).
         Room* r = secured_room(room_jid);
-        bool same = false;
-        if (r != nullptr) {
-          if (const auto s = r->host->session()) {
-            for (const auto& m : s->members) {
-              if (m.nick == nick && m.fingerprint == ver->peer_fp) same = true;
-            }
-          }
-        }
+        const auto seen = member_named(r != nullptr ? r->host.get() : nullptr, nick);
+        const bool same = seen && seen->fingerprint == ver->peer_fp;
         if (same && m_trust.verify(ver->peer_jid, ver->peer_fp).ok()) {
           save_trust();
           show(room_jid, Tone::Good, "mpOTR: verified " + nick + " (" + ver->peer_jid + "): you share the secret and see the same keys.");

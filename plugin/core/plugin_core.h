@@ -131,7 +131,11 @@ class PluginCore {
   Room* secured_room(std::string_view jid);
   void start(Room& r, TimeMs now);
   void finish_end(Room& r, const std::string& why);
-  void apply(Room& r, transport::HostOutput out, TimeMs now, std::vector<transport::Notice>* messages = nullptr);
+  // The room is no longer secured: host gone, title and message char back to normal.
+  void drop_session(Room& r);
+  // Once per room: tell the user that `nick` uses mpOTR here and how to join in.
+  void hint_mpotr_used(Room& r, const std::string& nick);
+  void apply(Room& r, transport::HostOutput out, std::vector<transport::Notice>* messages = nullptr);
   void show(const std::string& room, Tone tone, const std::string& text);
   void refresh_title(Room& r);
   void refresh_completions(const Room& r);

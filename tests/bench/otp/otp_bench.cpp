@@ -73,7 +73,6 @@ Row measure(const std::string& base, std::size_t message_len, std::uint64_t bloc
   msg.body = Bytes(message_len, 0x41);
   std::vector<Bytes> packets;
   packets.reserve(messages);
-  const auto before_send = alice->status().send_used;
   const auto t0 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < messages; ++i) {
     packets.push_back(must(alice->send_package(msg), "send_package").packet);
@@ -94,7 +93,6 @@ Row measure(const std::string& base, std::size_t message_len, std::uint64_t bloc
   row.messages_per_second = static_cast<double>(messages) / send_s;
   // Pad consumed by the receiver is exact per packet; the sender's block may be partly unused.
   row.pad_bytes = static_cast<double>(bob->status().peer_consumed) / static_cast<double>(messages);
-  (void)before_send;
   alice.reset();
   bob.reset();
   std::filesystem::remove_all(dir);
