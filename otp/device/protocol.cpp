@@ -22,6 +22,7 @@ std::vector<FieldSpec> fields_of(Op op) {
   switch (op) {
     case Op::Auth: return {{"token", true}};
     case Op::Package: return {{"contact", true}, {"message_b64", true}};
+    case Op::PackageGroup: return {{"to", true}, {"message_b64", true}};
     case Op::Unpackage: return {{"contact", true}, {"packet_b64", true}};
     case Op::Status: return {{"contact", false}};
     case Op::List: return {};
@@ -32,6 +33,7 @@ std::vector<FieldSpec> fields_of(Op op) {
 std::optional<Op> op_from(std::string_view s) {
   if (s == "auth") return Op::Auth;
   if (s == "package") return Op::Package;
+  if (s == "package_group") return Op::PackageGroup;
   if (s == "unpackage") return Op::Unpackage;
   if (s == "status") return Op::Status;
   if (s == "list") return Op::List;
@@ -129,7 +131,7 @@ std::variant<Request, ParseFailure> parse_request(std::string_view line) {
   auto op = op_from(op_it->get_ref<const std::string&>());
   if (!op) {
     fail.error = make_error(ErrorCode::DecodeUnknownType,
-                            "unknown op (known: auth, package, unpackage, status, list)");
+                            "unknown op (known: auth, package, package_group, unpackage, status, list)");
     return fail;
   }
   const auto spec = fields_of(*op);
@@ -174,6 +176,27 @@ std::variant<Request, ParseFailure> parse_request(std::string_view line) {
     case Op::Package:
       if (!take(b64_field(j, "message_b64"), req.payload)) return fail;
       break;
+    case Op::PackageGroup: {
+      const auto& to = j.at("to");
+      if (!to.is_array() || to.empty() || to.size() > kMaxGroupContacts) {
+        fail.error = bad("field \"to\" must be an array of 1-" + std::to_string(kMaxGroupContacts) + " contacts");
+        return fail;
+      }
+      std::set<std::string> seen;
+      for (const auto& c : to) {
+        if (!c.is_string() || !valid_contact(c.get_ref<const std::string&>())) {
+          fail.error = bad("every contact in \"to\" must be a string of 1-256 bytes without '/', '\\' or control characters");
+          return fail;
+        }
+        if (!seen.insert(c.get<std::string>()).second) {
+          fail.error = bad("contact \"" + c.get<std::string>() + "\" appears twice in \"to\"");
+          return fail;
+        }
+        req.to.push_back(c.get<std::string>());
+      }
+      if (!take(b64_field(j, "message_b64"), req.payload)) return fail;
+      break;
+    }
     case Op::Unpackage:
       if (!take(b64_field(j, "packet_b64"), req.payload)) return fail;
       break;
@@ -181,6 +204,51 @@ std::variant<Request, ParseFailure> parse_request(std::string_view line) {
     case Op::List: break;
   }
   return req;
+}
+
+std::string_view type_name(MessageType t) noexcept {
+  switch (t) {
+    case MessageType::Chat: return "chat";
+    case MessageType::Group: return "group";
+    case MessageType::Attestation: return "attestation";
+    case MessageType::Decoy: return "decoy";
+  }
+  return "unknown";
+}
+
+std::optional<MessageType> type_from_name(std::string_view name) noexcept {
+  for (auto t : {MessageType::Chat, MessageType::Group, MessageType::Attestation, MessageType::Decoy}) {
+    if (type_name(t) == name) return t;
+  }
+  return std::nullopt;
+}
+
+json group_to_json(const GroupContext& g) {
+  return json{{"group_msg_id", to_hex(ByteView(g.group_msg_id.data(), g.group_msg_id.size()))},
+              {"recipients", g.recipients}};
+}
+
+Result<GroupContext> group_from_json(const json& j) {
+  if (!j.is_object() || j.size() != 2 || !j.contains("group_msg_id") || !j.contains("recipients")) {
+    return bad("group must be {\"group_msg_id\", \"recipients\"}");
+  }
+  GroupContext g;
+  const auto& id = j.at("group_msg_id");
+  Bytes raw;
+  if (!id.is_string() || !from_hex(id.get_ref<const std::string&>(), raw) || raw.size() != g.group_msg_id.size()) {
+    return bad("group_msg_id must be " + std::to_string(2 * g.group_msg_id.size()) + " hex digits");
+  }
+  std::copy(raw.begin(), raw.end(), g.group_msg_id.begin());
+  const auto& rec = j.at("recipients");
+  if (!rec.is_array() || rec.empty() || rec.size() > kMaxRecipients) return bad("recipients must be 1-64 ids");
+  for (const auto& r : rec) {
+    if (!r.is_string() || r.get_ref<const std::string&>().empty() ||
+        r.get_ref<const std::string&>().size() > kMaxRecipientLen) {
+      return bad("every recipient must be a string of 1-255 bytes");
+    }
+    g.recipients.push_back(r.get<std::string>());
+  }
+  return g;
 }
 
 std::string ok_response(const std::string& id_json, const nlohmann::json& fields) {

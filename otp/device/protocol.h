@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mpotr/bytes.h"
+#include "mpotr/otp/packet.h"
 #include "mpotr/result.h"
 
 namespace mpotr::otp::device {
@@ -27,13 +28,16 @@ constexpr int kMaxJsonDepth = 4;
 constexpr std::size_t kMaxIdLength = 128;
 constexpr std::size_t kMaxContactLength = 256;
 constexpr std::size_t kMaxTokenLength = 1024;
+// A group message's contacts (the recipient set adds the sender: packet.h kMaxRecipients).
+constexpr std::size_t kMaxGroupContacts = 63;
 
-enum class Op { Auth, Package, Unpackage, Status, List };
+enum class Op { Auth, Package, PackageGroup, Unpackage, Status, List };
 
 struct Request {
   std::string id_json;  // the request's "id" re-serialized (a string or a non-negative integer)
   Op op = Op::List;
   std::string contact;  // package, unpackage, status (optional there: empty = all)
+  std::vector<std::string> to;  // package_group: the contacts, 1..kMaxGroupContacts, distinct
   SecretBytes payload;  // package: the message (plaintext, so kept as a secret); unpackage: the packet
   std::string token;    // auth
 };
@@ -45,6 +49,14 @@ struct ParseFailure {
 
 // Parses one request line. On failure the id is kept when it was readable.
 std::variant<Request, ParseFailure> parse_request(std::string_view line);
+
+// Inner message types in responses: "chat", "group", "attestation", "decoy".
+std::string_view type_name(MessageType t) noexcept;
+std::optional<MessageType> type_from_name(std::string_view name) noexcept;
+// A group context in responses: {"group_msg_id": "<32 hex>", "recipients": ["alice", …]}.
+nlohmann::json group_to_json(const GroupContext& g);
+// Strict inverse (for clients): InvalidArgument on any deviation.
+Result<GroupContext> group_from_json(const nlohmann::json& j);
 
 // Response lines, each ending in '\n'. `fields` is an object whose members are added to
 // {"id":…,"ok":true}; strings with invalid UTF-8 are replaced, never thrown on.

@@ -222,6 +222,33 @@ std::string Dispatcher::dispatch(const Request& req, ConnContext& ctx, bool& clo
                                            {"offset", packaged->offset},
                                            {"pad_bytes", packaged->pad_bytes}});
     }
+    case Op::PackageGroup: {
+      // One question for the whole group message (notes §3.9): who, to whom, how much.
+      auto costs = m_pads.group_cost(req.to, req.payload.size());
+      if (!costs) return fail(costs.error(), "request_failed");
+      std::uint64_t total = 0;
+      std::string names;
+      for (std::size_t i = 0; i < req.to.size(); ++i) {
+        total += (*costs)[i];
+        names += (i == 0 ? "" : ", ") + req.to[i];
+      }
+      const std::string question = m_pads.me() + " wants " + std::to_string(total) + " pad bytes to send a " +
+                                   std::to_string(req.payload.size()) + "-byte group message to " + names +
+                                   " — allow? [y/N] ";
+      if (!m_confirm.ask(question)) {
+        return fail(make_error(ErrorCode::InvalidState, "refused by the device owner"), "refused_request");
+      }
+      auto packaged = m_pads.package_group(req.to, req.payload.view());
+      if (!packaged) return fail(packaged.error(), "request_failed");
+      json packets = json::array();
+      for (const auto& [contact, p] : packaged->copies) {
+        packets.push_back({{"contact", contact},
+                           {"packet_b64", to_base64(p.packet)},
+                           {"offset", p.offset},
+                           {"pad_bytes", p.pad_bytes}});
+      }
+      return ok_response(req.id_json, json{{"group", group_to_json(packaged->group)}, {"packets", std::move(packets)}});
+    }
     case Op::Unpackage: {
       const std::string question = "a " + std::to_string(req.payload.size()) + "-byte packet from " + req.contact +
                                    " — decrypt? [y/N] ";
@@ -241,10 +268,14 @@ std::string Dispatcher::dispatch(const Request& req, ConnContext& ctx, bool& clo
                             " offset=" + std::to_string(opened->offset));
       }
       std::string b64 = to_base64(opened->message.view());
-      auto response = ok_response(req.id_json, json{{"message_b64", b64},
-                                                    {"offset", opened->offset},
-                                                    {"pad_bytes", opened->pad_bytes},
-                                                    {"warnings", opened->warnings}});
+      json fields{{"message_b64", b64},
+                  {"type", type_name(opened->type)},
+                  {"seq", opened->seq},
+                  {"offset", opened->offset},
+                  {"pad_bytes", opened->pad_bytes},
+                  {"warnings", opened->warnings}};
+      if (opened->group) fields["group"] = group_to_json(*opened->group);
+      auto response = ok_response(req.id_json, fields);
       secure_zero(b64.data(), b64.size());
       return response;
     }

@@ -68,7 +68,7 @@ Result<std::uint64_t> StoreService::package_cost(const std::string& contact, std
   return static_cast<std::uint64_t>(cost);
 }
 
-Result<Packaged> StoreService::package(const std::string& contact, ByteView message) {
+PadStore* StoreService::usable_pad(const std::string& contact) const {
   // Of the contact's pads, the one with the most pad left (a new pad takes over from an old one).
   PadStore* best = nullptr;
   std::uint64_t best_left = 0;
@@ -81,6 +81,11 @@ Result<Packaged> StoreService::package(const std::string& contact, ByteView mess
       best_left = s.send_remaining;
     }
   }
+  return best;
+}
+
+Result<Packaged> StoreService::package(const std::string& contact, ByteView message) {
+  PadStore* best = usable_pad(contact);
   if (best == nullptr) return make_error(ErrorCode::InvalidArgument, "no usable pad shared with " + contact);
   OutgoingMessage msg;
   msg.body.assign(message.begin(), message.end());
@@ -91,6 +96,98 @@ Result<Packaged> StoreService::package(const std::string& contact, ByteView mess
   out.packet = std::move(sent->packet);
   out.offset = sent->region.begin;
   out.pad_bytes = sent->region.size();
+  return out;
+}
+
+Result<StoreService::GroupPlan> StoreService::plan_group(const std::vector<std::string>& to,
+                                                          std::size_t message_len) const {
+  if (message_len > kMaxBody) {
+    return make_error(ErrorCode::InvalidArgument, "message longer than " + std::to_string(kMaxBody) + " bytes");
+  }
+  if (to.empty() || to.size() + 1 > kMaxRecipients) {
+    return make_error(ErrorCode::InvalidArgument,
+                      "a group message goes to 1.." + std::to_string(kMaxRecipients - 1) + " contacts");
+  }
+  GroupPlan plan;
+  std::set<std::string> recipients;
+  std::string me;
+  for (const auto& contact : to) {
+    for (const auto& p : m_pads) {
+      if (p->descriptor().me == contact) {
+        return make_error(ErrorCode::InvalidArgument, "a group message is not sent to yourself (" + contact + ")");
+      }
+    }
+    PadStore* pad = usable_pad(contact);
+    if (pad == nullptr) {
+      const bool known = std::any_of(m_pads.begin(), m_pads.end(),
+                                     [&](const auto& p) { return p->descriptor().peer == contact; });
+      return make_error(ErrorCode::InvalidArgument,
+                        known ? "the pad shared with " + contact + " cannot send any more (exhausted or halted)"
+                              : "no pad shared with " + contact);
+    }
+    // The recipient list names us as the pads do; two pads naming us differently cannot be
+    // in one group message (its copies must carry one identical list).
+    if (me.empty()) me = pad->descriptor().me;
+    if (pad->descriptor().me != me) {
+      return make_error(ErrorCode::InvalidArgument, "the pads with " + to.front() + " and " + contact +
+                                                        " name you differently (" + me + ", " +
+                                                        pad->descriptor().me + ")");
+    }
+    if (!recipients.insert(contact).second) {
+      return make_error(ErrorCode::InvalidArgument, contact + " is named twice");
+    }
+    plan.pads.push_back(pad);
+  }
+  if (!recipients.insert(me).second) {
+    return make_error(ErrorCode::InvalidArgument, "a group message is not sent to yourself (" + me + ")");
+  }
+  plan.group.recipients.assign(recipients.begin(), recipients.end());
+  OutgoingMessage probe;
+  probe.type = MessageType::Group;
+  probe.group = plan.group;
+  probe.body.resize(message_len);
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    auto cost = plan.pads[i]->check_can_send(probe);
+    if (!cost) {
+      auto e = std::move(cost).error();
+      e.detail = to[i] + ": " + e.detail;
+      return e;
+    }
+    plan.costs.push_back(*cost);
+  }
+  return plan;
+}
+
+Result<std::vector<std::uint64_t>> StoreService::group_cost(const std::vector<std::string>& to,
+                                                            std::size_t message_len) {
+  MPOTR_TRY(auto plan, plan_group(to, message_len));
+  return plan.costs;
+}
+
+Result<GroupPackaged> StoreService::package_group(const std::vector<std::string>& to, ByteView message) {
+  MPOTR_TRY(auto plan, plan_group(to, message.size()));
+  m_rng.fill(plan.group.group_msg_id.data(), plan.group.group_msg_id.size());
+  GroupPackaged out;
+  out.group = plan.group;
+  OutgoingMessage msg;
+  msg.type = MessageType::Group;
+  msg.group = plan.group;
+  msg.body.assign(message.begin(), message.end());
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    auto sent = plan.pads[i]->send_package(msg);
+    if (!sent) {
+      secure_zero(msg.body.data(), msg.body.size());
+      auto e = std::move(sent).error();
+      e.detail = to[i] + ": " + e.detail;
+      return e;
+    }
+    Packaged p;
+    p.packet = std::move(sent->packet);
+    p.offset = sent->region.begin;
+    p.pad_bytes = sent->region.size();
+    out.copies.emplace_back(to[i], std::move(p));
+  }
+  secure_zero(msg.body.data(), msg.body.size());
   return out;
 }
 
@@ -111,6 +208,9 @@ Result<Unpackaged> StoreService::unpackage(const std::string& contact, ByteView 
   Unpackaged out;
   out.message = SecretBytes(view(received.plaintext.body));
   secure_zero(received.plaintext.body.data(), received.plaintext.body.size());
+  out.type = received.plaintext.type;
+  out.seq = received.plaintext.seq;
+  out.group = std::move(received.plaintext.group);
   out.offset = received.region.begin;
   out.pad_bytes = received.region.size();
   if (received.gap_detected) out.warnings.emplace_back("skipped_offset");

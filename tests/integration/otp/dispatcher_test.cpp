@@ -33,6 +33,19 @@ class FakePads final : public PadService {
     ++packaged;
     return Packaged{Bytes(m.begin(), m.end()), 0, 45 + m.size()};
   }
+  Result<std::vector<std::uint64_t>> group_cost(const std::vector<std::string>& to, std::size_t len) override {
+    for (const auto& c : to) {
+      if (c != "bob") return make_error(ErrorCode::InvalidArgument, "no pad shared with " + c);
+    }
+    return std::vector<std::uint64_t>(to.size(), 70 + len);
+  }
+  Result<GroupPackaged> package_group(const std::vector<std::string>& to, ByteView m) override {
+    ++packaged;
+    GroupPackaged g;
+    g.group.recipients = {"alice", "bob"};
+    for (const auto& c : to) g.copies.emplace_back(c, Packaged{Bytes(m.begin(), m.end()), 0, 70 + m.size()});
+    return g;
+  }
   Result<Unpackaged> unpackage(const std::string&, ByteView) override {
     return make_error(ErrorCode::BadMac, "tag mismatch");
   }

@@ -54,13 +54,14 @@ class TempDir {
   std::string m_path;
 };
 
-// One pad between alice and bob: alice's copy in <root>/alice, bob's in <root>/bob.
-inline void make_pad(const TempDir& root, std::uint64_t size) {
+// One pad between a and b: a's copy in <root>/<a>, b's in <root>/<b>.
+inline void make_pad_between(const TempDir& root, const std::string& a, const std::string& b, std::uint64_t size) {
   mpotr::SystemRng rng;
   mpotr::otp::RngByteSource src(rng);
-  auto r = mpotr::otp::generate_pad(root.sub("alice"), "alice", root.sub("bob"), "bob", size, src);
+  auto r = mpotr::otp::generate_pad(root.sub(a), a, root.sub(b), b, size, src);
   if (!r) throw std::runtime_error("generate_pad: " + r.error().detail);
 }
+inline void make_pad(const TempDir& root, std::uint64_t size) { make_pad_between(root, "alice", "bob", size); }
 
 struct DaemonOptions {
   std::vector<std::string> extra;  // more command-line arguments
@@ -230,6 +231,9 @@ inline std::string unb64(const std::string& s) {
 
 inline json package_req(int id, const std::string& contact, const std::string& msg) {
   return {{"id", id}, {"op", "package"}, {"contact", contact}, {"message_b64", b64(msg)}};
+}
+inline json package_group_req(int id, const std::vector<std::string>& to, const std::string& msg) {
+  return {{"id", id}, {"op", "package_group"}, {"to", to}, {"message_b64", b64(msg)}};
 }
 inline json unpackage_req(int id, const std::string& contact, const std::string& packet_b64) {
   return {{"id", id}, {"op", "unpackage"}, {"contact", contact}, {"packet_b64", packet_b64}};

@@ -63,6 +63,48 @@ TEST_CASE("padd protocol: malformed requests are refused with a reason", "[otp][
   }
 }
 
+TEST_CASE("padd protocol: package_group takes a list of distinct contacts", "[otp][device]") {
+  auto r = parse_request(R"({"id":1,"op":"package_group","to":["bob","carol"],"message_b64":"aGk="})");
+  REQUIRE(std::holds_alternative<Request>(r));
+  CHECK(std::get<Request>(r).op == Op::PackageGroup);
+  CHECK(std::get<Request>(r).to == std::vector<std::string>{"bob", "carol"});
+
+  CHECK(parse_error(R"({"id":1,"op":"package_group","to":"bob","message_b64":"aGk="})").detail.find("array of 1-63") !=
+        std::string::npos);
+  CHECK(parse_error(R"({"id":1,"op":"package_group","to":[],"message_b64":"aGk="})").code == ErrorCode::InvalidArgument);
+  CHECK(parse_error(R"({"id":1,"op":"package_group","to":["bob",5],"message_b64":"aGk="})").code ==
+        ErrorCode::InvalidArgument);
+  CHECK(parse_error(R"({"id":1,"op":"package_group","to":["../x"],"message_b64":"aGk="})").code ==
+        ErrorCode::InvalidArgument);
+  CHECK(parse_error(R"({"id":1,"op":"package_group","to":["bob","bob"],"message_b64":"aGk="})").detail ==
+        "contact \"bob\" appears twice in \"to\"");
+  CHECK(parse_error(R"({"id":1,"op":"package_group","to":["bob"],"contact":"bob","message_b64":"aGk="})")
+            .detail.find("unexpected field") == 0);
+  std::string many = R"({"id":1,"op":"package_group","message_b64":"aGk=","to":[)";
+  for (int i = 0; i < 64; ++i) many += (i ? ",\"c" : "\"c") + std::to_string(i) + "\"";
+  CHECK(parse_error(many + "]}").code == ErrorCode::InvalidArgument);
+}
+
+TEST_CASE("padd protocol: group contexts round-trip through JSON, strictly", "[otp][device]") {
+  mpotr::otp::GroupContext g;
+  g.group_msg_id.fill(0xab);
+  g.recipients = {"alice", "bob"};
+  auto back = group_from_json(group_to_json(g));
+  REQUIRE(back.ok());
+  CHECK(*back == g);
+  auto j = group_to_json(g);
+  j["group_msg_id"] = "abcd";
+  CHECK(group_from_json(j).error().code == ErrorCode::InvalidArgument);
+  j = group_to_json(g);
+  j["recipients"] = nlohmann::json::array();
+  CHECK(group_from_json(j).error().code == ErrorCode::InvalidArgument);
+  j = group_to_json(g);
+  j["extra"] = 1;
+  CHECK(group_from_json(j).error().code == ErrorCode::InvalidArgument);
+  CHECK(type_from_name("group") == mpotr::otp::MessageType::Group);
+  CHECK_FALSE(type_from_name("Group").has_value());
+}
+
 TEST_CASE("padd protocol: size and depth limits", "[otp][device]") {
   std::string deep = R"({"id":1,"op":"list","x":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
   CHECK(parse_error(deep).code == ErrorCode::DecodeOversize);
