@@ -205,7 +205,7 @@ std::string Dispatcher::dispatch(const Request& req, ConnContext& ctx, bool& clo
                        {"receive_remaining", st->receive_remaining},
                        {"health", st->health}});
       }
-      return ok_response(req.id_json, json{{"contacts", arr}});
+      return ok_response(req.id_json, json{{"me", m_pads.me()}, {"contacts", arr}});
     }
     case Op::Package: {
       auto cost = m_pads.package_cost(req.contact, req.payload.size());

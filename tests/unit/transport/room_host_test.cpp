@@ -1,108 +1,21 @@
 // SPDX-License-Identifier: MIT
-// RoomHost without XMPP: a tiny in-memory MUC delivers presence and payload text the way a
-// server would (every groupchat message to every occupant, the sender included).
+// RoomHost without XMPP, over the in-memory MUC of support/host_muc.h.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <deque>
 #include <memory>
 
-#include "mpotr/transport/room_host.h"
-#include "mpotr/transport/stanza.h"
+#include "support/host_muc.h"
 
 using namespace mpotr;
 using namespace mpotr::transport;
 
 namespace {
 
-constexpr const char* kRoom = "room@conference.localhost";
-
-struct Client {
-  std::string nick;
-  std::unique_ptr<DeterministicRng> rng;
-  std::unique_ptr<TrustStore> trust;
-  std::unique_ptr<RoomHost> host;
-  std::vector<Notice> notices;
-  bool present = false;
-};
-
-class Muc {
- public:
-  explicit Muc(TimeMs settle = 0) : m_settle(settle) {}
-
-  Client& add(const std::string& nick, std::uint64_t seed) {
-    auto c = std::make_unique<Client>();
-    c->nick = nick;
-    c->rng = std::make_unique<DeterministicRng>(seed);
-    c->trust = std::make_unique<TrustStore>();
-    auto id = IdentityKey::generate(*c->rng);
-    REQUIRE(id.ok());
-    c->host = std::make_unique<RoomHost>(RoomHostConfig{kRoom, nick + "@localhost", {}, m_settle}, std::move(id).value(),
-                                         c->trust.get());
-    m_clients.push_back(std::move(c));
-    return *m_clients.back();
-  }
-  Client& get(const std::string& nick) {
-    for (auto& c : m_clients) {
-      if (c->nick == nick) return *c;
-    }
-    FAIL("no client " << nick);
-    throw std::logic_error("unreachable");
-  }
-  // MUC join: the newcomer gets everyone's presence then its own; the others get its presence.
-  void join(const std::string& nick, bool shows_jids = true) {
-    Client& c = get(nick);
-    for (auto& o : m_clients) {
-      if (o->present) {
-        absorb(c, c.host->on_occupant_present(Occupant{o->nick, o->nick + "@localhost"}, now, *c.rng));
-      }
-    }
-    c.present = true;
-    absorb(c, c.host->on_self_present(nick, shows_jids, now, *c.rng));
-    for (auto& o : m_clients) {
-      if (o->present && o.get() != &c) {
-        absorb(*o, o->host->on_occupant_present(Occupant{nick, nick + "@localhost"}, now, *o->rng));
-      }
-    }
-  }
-  void part(const std::string& nick) {
-    get(nick).present = false;
-    for (auto& o : m_clients) {
-      if (o->present) absorb(*o, o->host->on_occupant_gone(nick, now, *o->rng));
-    }
-  }
-  void absorb(Client& c, HostOutput out) {
-    for (auto& p : out.payloads) m_queue.push_back({c.nick, encode_payload_text(view(p))});
-    for (auto& n : out.notices) c.notices.push_back(std::move(n));
-  }
-  void run() {
-    for (int steps = 0; !m_queue.empty() && steps < 100000; ++steps) {
-      auto [from, text] = m_queue.front();
-      m_queue.pop_front();
-      for (auto& c : m_clients) {
-        if (c->present) absorb(*c, c->host->on_payload(from, text, now, *c->rng));
-      }
-    }
-  }
-  void advance(TimeMs ms) {
-    now += ms;
-    for (auto& c : m_clients) {
-      if (c->present) {
-        auto w = c->host->wake_at();
-        if (w && *w <= now) absorb(*c, c->host->tick(now, *c->rng));
-      }
-    }
-    run();
-  }
-  std::deque<std::pair<std::string, std::string>>& queue() { return m_queue; }
-
-  TimeMs now = 1000;
-
- private:
-  TimeMs m_settle;
-  std::vector<std::unique_ptr<Client>> m_clients;
-  std::deque<std::pair<std::string, std::string>> m_queue;
-};
+using Muc = mpotr::test::HostMuc;
+using mpotr::test::Client;
+using mpotr::test::kRoom;
 
 std::size_t count(const Client& c, std::string_view kind) {
   return static_cast<std::size_t>(
