@@ -87,6 +87,54 @@ Result<Command> parse_verify(std::string_view args) {
   return Command{VerifyKey{std::string(nick), std::move(fingerprint)}};
 }
 
+constexpr const char* kOtpUsage =
+    "usage: /otp on | off | status | aliases | alias NAME NICK... | unalias NAME | to NAME TEXT";
+
+// "/otp ...": the first word is the action; an alias member list is split on spaces (nicks
+// with spaces can be given by JID instead).
+Result<Command> parse_otp(std::string_view args) {
+  const auto space = args.find_first_of(" \t");
+  const std::string_view action = args.substr(0, space);
+  std::string_view rest = space == std::string_view::npos ? std::string_view() : trim(args.substr(space + 1));
+  OtpCommand c;
+  auto take_word = [&]() {
+    const auto sp = rest.find_first_of(" \t");
+    std::string word(rest.substr(0, sp));
+    rest = sp == std::string_view::npos ? std::string_view() : trim(rest.substr(sp + 1));
+    return word;
+  };
+  auto bare = [&](OtpCommand::Action a) -> Result<Command> {
+    if (!rest.empty()) return bad(std::string("/otp ") + std::string(action) + " takes no arguments");
+    c.action = a;
+    return Command{c};
+  };
+  if (action == "on") return bare(OtpCommand::Action::On);
+  if (action == "off") return bare(OtpCommand::Action::Off);
+  if (action == "status" || action.empty()) return bare(OtpCommand::Action::Status);
+  if (action == "aliases") return bare(OtpCommand::Action::Aliases);
+  if (action == "alias") {
+    c.action = OtpCommand::Action::Alias;
+    c.name = take_word();
+    while (!rest.empty()) c.members.push_back(take_word());
+    if (c.name.empty() || c.members.empty()) return bad(std::string("/otp alias needs a name and members; ") + kOtpUsage);
+    return Command{c};
+  }
+  if (action == "unalias") {
+    c.action = OtpCommand::Action::Unalias;
+    c.name = take_word();
+    if (c.name.empty() || !rest.empty()) return bad(std::string("/otp unalias takes one name; ") + kOtpUsage);
+    return Command{c};
+  }
+  if (action == "to") {
+    c.action = OtpCommand::Action::To;
+    c.name = take_word();
+    c.text = std::string(rest);
+    if (c.name.empty() || c.text.empty()) return bad(std::string("/otp to needs an alias and a text; ") + kOtpUsage);
+    return Command{c};
+  }
+  return bad("unknown /otp action '" + std::string(action.substr(0, 32)) + "'; " + kOtpUsage);
+}
+
 // Depth of [ and { outside strings; beyond kMaxJsonDepth the line is refused unparsed.
 bool json_too_deep(std::string_view line) {
   std::size_t depth = 0;
@@ -180,7 +228,37 @@ Result<Command> command_from_json(const nlohmann::json& j) {
   if (cmd == "quit") {
     return Command{Quit{}};
   }
-  return bad("unknown cmd \"" + cmd + "\" (known: send, who, status, fingerprint, verify, trust, restart, leave, quit)");
+  if (cmd == "otp") {
+    // {"cmd":"otp","action":"on"}, {"cmd":"otp","action":"alias","name":"x","members":["bob"]},
+    // {"cmd":"otp","action":"to","name":"x","text":"…"}: the same actions as /otp.
+    MPOTR_TRY(std::string action, nonempty_string_field(j, "action", cmd));
+    std::string line = action;
+    if (j.contains("name")) {
+      MPOTR_TRY(std::string name, nonempty_string_field(j, "name", cmd));
+      if (name.find_first_of(" \t") != std::string::npos) return bad("\"name\" must be one word");
+      line += " " + name;
+    }
+    if (j.contains("members")) {
+      const auto& m = j.at("members");
+      if (!m.is_array()) return bad("\"members\" must be an array of strings");
+      for (const auto& x : m) {
+        if (!x.is_string() || x.get_ref<const std::string&>().empty() ||
+            x.get_ref<const std::string&>().find_first_of(" \t") != std::string::npos) {
+          return bad("every member must be a nick or JID without spaces");
+        }
+        line += " " + x.get<std::string>();
+      }
+    }
+    if (j.contains("text")) {
+      MPOTR_TRY(std::string text, nonempty_string_field(j, "text", cmd));
+      if (action != "to") return bad("\"text\" is only for the action \"to\"");
+      MPOTR_TRY(Command c, parse_otp(line + " -"));
+      std::get<OtpCommand>(c).text = std::move(text);  // verbatim, spaces included
+      return c;
+    }
+    return parse_otp(line);
+  }
+  return bad("unknown cmd \"" + cmd + "\" (known: send, who, status, fingerprint, verify, trust, restart, leave, quit, otp)");
 }
 
 }  // namespace
@@ -197,6 +275,7 @@ std::string_view command_name(const Command& command) {
     std::string_view operator()(const Leave&) const { return "leave"; }
     std::string_view operator()(const Quit&) const { return "quit"; }
     std::string_view operator()(const ShowHelp&) const { return "help"; }
+    std::string_view operator()(const OtpCommand&) const { return "otp"; }
   };
   return std::visit(Name{}, command);
 }
@@ -254,6 +333,10 @@ Result<std::optional<Command>> parse_interactive_line(std::string_view line) {
     MPOTR_TRY(Command verify, parse_verify(args));
     return std::optional<Command>(std::move(verify));
   }
+  if (name == "/otp") {
+    MPOTR_TRY(Command otp, parse_otp(args));
+    return std::optional<Command>(std::move(otp));
+  }
   return bad("unknown command " + std::string(name.substr(0, 64)) +
              " (nothing was sent; /help lists the commands, start a message with // to send a line beginning with /)");
 }
@@ -303,6 +386,10 @@ std::vector<std::string> interactive_help() {
       "  /restart                  start the session setup again",
       "  /leave                    leave properly (transcript check, key publication) and exit",
       "  /quit                     exit at once (keys are not published)",
+      "  /otp on|off               one-time-pad mode: every line encrypted with the pad shared with each member",
+      "  /otp status               the pads you share with the members of the session",
+      "  /otp alias NAME NICK...   name a group of members; /otp to NAME TEXT sends to them only",
+      "  /otp aliases | unalias N  list or forget aliases",
       "  /help                     this list",
       "  //text                    send a line that starts with /",
   };

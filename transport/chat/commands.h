@@ -41,9 +41,18 @@ struct RestartSetup {};
 struct Leave {};  // graceful: shutdown protocol, then exit
 struct Quit {};   // at once: keys are not published
 struct ShowHelp {};  // interactive only
+// One-time-pad mode (spec/otp.md §10): /otp on|off|status|aliases, /otp alias NAME MEMBER...,
+// /otp unalias NAME, /otp to NAME TEXT.
+struct OtpCommand {
+  enum class Action { On, Off, Status, Alias, Unalias, Aliases, To };
+  Action action = Action::Status;
+  std::string name;                  // alias name (Alias, Unalias, To)
+  std::vector<std::string> members;  // Alias: nicks or bare JIDs
+  std::string text;                  // To
+};
 
 using Command = std::variant<SendText, ShowWho, ShowFingerprint, AcceptKey, VerifyKey, ShowStatus, RestartSetup, Leave,
-                             Quit, ShowHelp>;
+                             Quit, ShowHelp, OtpCommand>;
 
 // The command's name as in JSON mode ("send", "who", …; "help" for ShowHelp).
 std::string_view command_name(const Command& command);

@@ -19,16 +19,19 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "commands.h"
+#include "mpotr/otp/room_mode.h"
 #include "mpotr/store/keyfile.h"
 #include "mpotr/store/trust_file.h"
 #include "mpotr/transport/xmpp_client.h"
 #include "options.h"
+#include "otp/device/rpc_pad_device.h"
 #include "render.h"
 
 #ifndef MPOTR_VERSION
@@ -146,7 +149,19 @@ class Screen {
 class Chat {
  public:
   Chat(const Options& options, MucClient& client, TrustStore& trust, Screen& screen)
-      : m_options(options), m_client(client), m_trust(trust), m_screen(screen), m_self{options.nick, options.jid} {}
+      : m_options(options), m_client(client), m_trust(trust), m_screen(screen), m_self{options.nick, options.jid} {
+    if (!options.pad_socket.empty()) {
+      m_pad_device = std::make_unique<otp::device::RpcPadDevice>(options.pad_socket);
+      m_otp.set_device(m_pad_device.get());
+    }
+  }
+
+  // --otp: OTP mode from the start (the pads are checked again when the session is secure).
+  void start_otp(TimeMs now) {
+    if (m_options.otp) {
+      run_otp(OtpCommand{OtpCommand::Action::On, {}, {}, {}}, nullptr, now);
+    }
+  }
 
   void announce_start(const Fingerprint& fp, TimeMs now) {
     if (m_screen.json()) {
@@ -169,8 +184,14 @@ class Chat {
         m_screen.line(stamp_debug("connection: " + std::string(to_string(state))));
       }
     }
-    for (const Notice& n : m_client.take_notices()) {
+    std::vector<Notice> notices = m_client.take_notices();
+    m_otp.rewrite(m_client.host(), notices);  // bundles become OTP lines, or say why not
+    for (const Notice& n : notices) {
       show(n, now);
+      if (n.kind == "secure" && m_otp.enabled()) {
+        // A new session, maybe new members: say at once whose pad is missing or low.
+        show_otp_check(now);
+      }
       if (n.kind == "secure" && n.event && m_options.trust == TrustPolicy::Verified) {
         for (const Notice& alert : unverified_member_notices(n.event->nicks, m_client.host())) {
           show(alert, now);
@@ -313,8 +334,21 @@ class Chat {
 
   void execute(const Command& command, const nlohmann::json& id, TimeMs now) {
     if (const auto* send = std::get_if<SendText>(&command)) {
+      if (m_otp.enabled()) {
+        // OTP mode never falls back: a line that cannot go out under the pads is not sent.
+        auto sealed = m_otp.seal(m_client.host(), send->text);
+        if (!sealed.ok()) {
+          report_error("Not sent (OTP mode): " + sealed.error().detail, id, now);
+          return;
+        }
+        ok(command, id, now);
+        m_client.send_text(sealed.value(), now);
+        return;
+      }
       ok(command, id, now);
       m_client.send_text(send->text, now);
+    } else if (const auto* otp = std::get_if<OtpCommand>(&command)) {
+      run_otp(*otp, id, now);
     } else if (std::holds_alternative<ShowWho>(command)) {
       const WhoView who = make_who_view(m_client.host(), m_self);
       if (m_screen.json()) {
@@ -371,6 +405,92 @@ class Chat {
     }
   }
 
+  void show_otp_check(TimeMs now) {
+    auto report = m_otp.check(m_client.host());
+    if (!report.ok()) {
+      show(transport::make_notice("otp_pads", Severity::Warning, "Cannot check the pads: " + report.error().detail), now);
+      return;
+    }
+    for (const Notice& n : report->notices) {
+      show(n, now);
+    }
+  }
+
+  void run_otp(const OtpCommand& c, const nlohmann::json& id, TimeMs now) {
+    using Action = OtpCommand::Action;
+    const auto& host = m_client.host();
+    if (!m_pad_device && c.action != Action::Off && c.action != Action::Aliases) {
+      report_error("no pad device: start mpotr-chat with --pad-socket PATH (see mpotr-padd)", id, now);
+      return;
+    }
+    const OtpCommand generic{c.action, {}, {}, {}};
+    switch (c.action) {
+      case Action::On: {
+        auto report = m_otp.enable(host);
+        if (!report.ok()) {
+          report_error("OTP mode not turned on: " + report.error().detail, id, now);
+          return;
+        }
+        ok(generic, id, now);
+        for (const Notice& n : report->notices) show(n, now);
+        return;
+      }
+      case Action::Off:
+        m_otp.disable();
+        ok(generic, id, now);
+        show(transport::make_notice("otp_mode", Severity::Info, "OTP mode off: lines are protected by mpOTR only"), now);
+        return;
+      case Action::Status:
+        ok(generic, id, now);
+        show(transport::make_notice("otp_mode", Severity::Info,
+                                    std::string("OTP mode is ") + (m_otp.enabled() ? "on" : "off") + "; pad device " +
+                                        m_options.pad_socket),
+             now);
+        show_otp_check(now);
+        return;
+      case Action::Alias: {
+        auto r = m_otp.define_alias(host, c.name, c.members);
+        if (!r.ok()) {
+          report_error("alias not defined: " + r.error().detail, id, now);
+          return;
+        }
+        ok(generic, id, now);
+        return;
+      }
+      case Action::Unalias: {
+        auto r = m_otp.remove_alias(c.name);
+        if (!r.ok()) {
+          report_error(r.error().detail, id, now);
+          return;
+        }
+        ok(generic, id, now);
+        return;
+      }
+      case Action::Aliases: {
+        ok(generic, id, now);
+        if (m_otp.aliases().empty()) {
+          show(transport::make_notice("otp_alias", Severity::Info, "No aliases (/otp alias NAME NICK... defines one)"), now);
+        }
+        for (const auto& a : m_otp.aliases()) {
+          std::string members;
+          for (const auto& j : a.jids) members += (members.empty() ? "" : ", ") + j;
+          show(transport::make_notice("otp_alias", Severity::Info, a.name + ": " + members), now);
+        }
+        return;
+      }
+      case Action::To: {
+        auto sealed = m_otp.seal(host, c.text, c.name);
+        if (!sealed.ok()) {
+          report_error("Not sent (OTP): " + sealed.error().detail, id, now);
+          return;
+        }
+        ok(generic, id, now);
+        m_client.send_text(sealed.value(), now);
+        return;
+      }
+    }
+  }
+
   const Options& m_options;
   MucClient& m_client;
   TrustStore& m_trust;
@@ -379,6 +499,8 @@ class Chat {
   std::optional<ClientState> m_last_state;
   std::optional<TimeMs> m_leave_started;
   std::optional<TimeMs> m_quit_at;
+  std::unique_ptr<otp::device::RpcPadDevice> m_pad_device;  // with --pad-socket
+  otp::OtpRoomMode m_otp;
 };
 
 // --password is visible in ps; overwriting our copy of argv shortens that window (the
@@ -501,6 +623,7 @@ int run(int argc, char** argv) {
 
   TimeMs now = steady_now();
   chat.announce_start(fingerprint, now);
+  chat.start_otp(now);
   client.start(now);
 
   LineBuffer input;

@@ -145,6 +145,7 @@ const std::map<std::string, Kind, std::less<>>& known_options() {
       {"--timeouts", Kind::Value},    {"--roster-settle", Kind::Value},
       {"--insecure-trust-any-cert", Kind::Flag}, {"--json", Kind::Flag}, {"--verbose", Kind::Flag},
       {"--no-reconnect", Kind::Flag}, {"--help", Kind::Flag},        {"--version", Kind::Flag},
+      {"--pad-socket", Kind::Value},  {"--otp", Kind::Flag},
   };
   return options;
 }
@@ -408,6 +409,16 @@ Result<Options> parse_options(const std::vector<std::string>& args, const Enviro
   o.json = flags.contains("--json");
   o.verbose = flags.contains("--verbose");
   o.reconnect = !flags.contains("--no-reconnect");
+  if (const std::string* pad = value_of("--pad-socket")) {
+    if (pad->empty()) {
+      return bad("--pad-socket: empty path");
+    }
+    o.pad_socket = *pad;
+  }
+  o.otp = flags.contains("--otp");
+  if (o.otp && o.pad_socket.empty()) {
+    return bad("--otp needs --pad-socket PATH (the socket of your pad device, mpotr-padd)");
+  }
   if (const std::string* timeouts = value_of("--timeouts")) {
     MPOTR_TRY(o.timeouts, parse_timeouts(*timeouts, o.timeouts));
   }
@@ -443,6 +454,11 @@ Identity and trust:
   --trust-file FILE         trust store (default: trust.json next to the key file)
   --trust tofu|verified     tofu (default): new keys are trusted on first use;
                             verified: also raise an alert for every member you have not verified
+
+One-time pads (spec/otp.md §10; pads generated with mpotr-pad, served by mpotr-padd):
+  --pad-socket PATH         your pad device's socket: OTP messages can be read, /otp works
+  --otp                     start in OTP mode: every line encrypted with the pad shared with
+                            each member (refused, never sent otherwise, if one has no pad)
 
 Behaviour:
   --json                    scriptable mode: JSON events on stdout, JSON commands on stdin

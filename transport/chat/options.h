@@ -48,6 +48,8 @@ struct Options {
   bool reconnect = true;
   Timeouts timeouts;
   TimeMs roster_settle_ms = 0;
+  std::string pad_socket;  // the pad device (mpotr-padd) socket; empty: no one-time-pad mode
+  bool otp = false;        // OTP mode on from the start (needs pad_socket)
   bool help = false;     // --help: print usage, nothing else is checked
   bool version = false;  // --version
 };

@@ -170,6 +170,13 @@ std::optional<std::string> notice_to_line(const Notice& notice, std::string_view
   if (notice.kind == "message" && ev != nullptr) {
     return stamp(clock) + "<" + nick + "> " + sanitize_for_terminal(notice.text);
   }
+  if ((notice.kind == "otp_message" || notice.kind == "otp_sent") && ev != nullptr) {
+    // One-time-pad lines are marked, with the recipients when not the whole session.
+    const std::string to = ev->nicks.empty() || notice.kind == "otp_sent" ? std::string() : " to " + join(ev->nicks);
+    const std::string seq = notice.kind == "otp_sent" ? "  (#" + std::to_string(ev->seq) + ")" : std::string();
+    const std::string text = notice.kind == "otp_sent" ? ev->text : notice.text;
+    return stamp(clock) + "<" + nick + "> [OTP" + sanitize_for_terminal(to) + "] " + sanitize_for_terminal(text) + seq;
+  }
   if (notice.kind == "sent" && ev != nullptr) {
     // Shown although it is Debug: the number is what later confirmations refer to.
     return stamp(clock) + "<" + nick + "> " + sanitize_for_terminal(ev->text) + "  (#" + std::to_string(ev->seq) + ")";

@@ -284,3 +284,53 @@ TEST_CASE("chat line buffer: default bound is 64 KiB", "[chat][commands]") {
   CHECK(lines[0].value().size() == kMaxLineLen);
   CHECK_FALSE(lines[1].ok());
 }
+
+TEST_CASE("chat commands: /otp actions, typed and as JSON", "[chat][otp]") {
+  auto otp = [](std::string_view line) {
+    auto r = parse_interactive_line(line);
+    REQUIRE(r.ok());
+    REQUIRE(r.value().has_value());
+    REQUIRE(std::holds_alternative<OtpCommand>(*r.value()));
+    return std::get<OtpCommand>(*r.value());
+  };
+  using A = OtpCommand::Action;
+  CHECK(otp("/otp on").action == A::On);
+  CHECK(otp("/otp off").action == A::Off);
+  CHECK(otp("/otp").action == A::Status);
+  CHECK(otp("/otp aliases").action == A::Aliases);
+  const auto alias = otp("/otp alias team bob carol@localhost");
+  CHECK(alias.action == A::Alias);
+  CHECK(alias.name == "team");
+  CHECK(alias.members == std::vector<std::string>{"bob", "carol@localhost"});
+  const auto to = otp("/otp to team  hello  there ");
+  CHECK(to.action == A::To);
+  CHECK(to.name == "team");
+  CHECK(to.text == "hello  there");
+  CHECK(otp("/otp unalias team").name == "team");
+  for (const char* bad : {"/otp on now", "/otp alias team", "/otp to team", "/otp unalias", "/otp unalias a b", "/otp fly"}) {
+    INFO(bad);
+    auto r = parse_interactive_line(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::InvalidArgument);
+    CHECK(r.error().detail.find("/otp") != std::string::npos);
+  }
+
+  auto json_otp = [](std::string_view line) {
+    auto r = parse_json_command(line);
+    REQUIRE(r.command.ok());
+    REQUIRE(std::holds_alternative<OtpCommand>(*r.command.value()));
+    return std::get<OtpCommand>(*r.command.value());
+  };
+  CHECK(json_otp(R"({"cmd":"otp","action":"on"})").action == A::On);
+  const auto jalias = json_otp(R"({"cmd":"otp","action":"alias","name":"t","members":["bob","carol"]})");
+  CHECK(jalias.members == std::vector<std::string>{"bob", "carol"});
+  const auto jto = json_otp(R"({"cmd":"otp","action":"to","name":"t","text":"  spaced  "})");
+  CHECK(jto.text == "  spaced  ");  // verbatim
+  CHECK(command_name(Command{jto}) == "otp");
+  for (const char* bad : {R"({"cmd":"otp"})", R"({"cmd":"otp","action":"alias","name":"t","members":"bob"})",
+                          R"({"cmd":"otp","action":"on","text":"x"})", R"({"cmd":"otp","action":"to","name":"a b","text":"x"})",
+                          R"({"cmd":"otp","action":"alias","name":"t","members":["b c"]})"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_json_command(bad).command.ok());
+  }
+}

@@ -281,3 +281,14 @@ TEST_CASE("chat options: --timeouts and --roster-settle", "[chat][options]") {
   CHECK(t->heartbeat == 7);
   CHECK(t->gap == kDefaultGapTimeoutMs);
 }
+
+TEST_CASE("chat options: the pad device and OTP mode", "[chat][options][otp]") {
+  const Options none = parse_ok(base_args());
+  CHECK(none.pad_socket.empty());
+  CHECK_FALSE(none.otp);
+  const Options o = parse_ok(with({"--pad-socket", "/run/user/1000/mpotr/padd.sock", "--otp"}));
+  CHECK(o.pad_socket == "/run/user/1000/mpotr/padd.sock");
+  CHECK(o.otp);
+  CHECK(parse_error(with({"--otp"})) == "--otp needs --pad-socket PATH (the socket of your pad device, mpotr-padd)");
+  CHECK(parse_error(with({"--pad-socket", ""})) == "--pad-socket: empty path");
+}

@@ -685,3 +685,17 @@ TEST_CASE("chat render: who outside a session shows recorded keys", "[chat][rend
   CHECK(status.confirmations_needed == 0);
   CHECK_FALSE(status.session.has_value());
 }
+
+TEST_CASE("render: one-time-pad lines are marked, with the recipients of a partial send", "[chat][render][otp]") {
+  Notice n = make_notice("otp_message", Severity::Info, "pads only", "bob");
+  n.event = event(EventKind::MessageReceived, "bob");
+  n.event->text = "pads only";
+  CHECK(line(n) == "[12:34:56] <bob> [OTP] pads only");
+  n.event->nicks = {"carol", "you"};
+  CHECK(line(n) == "[12:34:56] <bob> [OTP to carol, you] pads only");
+  Notice sent = make_notice("otp_sent", Severity::Debug, "Sent #3", "alice");
+  sent.event = event(EventKind::MessageReceived, "alice");
+  sent.event->text = "mine\x1b[2J";
+  sent.event->seq = 3;
+  CHECK(line(sent) == "[12:34:56] <alice> [OTP] mine?[2J  (#3)");
+}
