@@ -21,7 +21,7 @@ bootstrap
 
 banner "build (build/)"
 configure_normal
-cmake --build build -j "$JOBS" --target mpotr-chat mpotr-xmpp-demo \
-  || die "building mpotr-chat and mpotr-xmpp-demo failed (see the compiler output above)"
+cmake --build build -j "$JOBS" --target mpotr-chat mpotr-xmpp-demo mpotr-pad mpotr-padd \
+  || die "building mpotr-chat, mpotr-xmpp-demo and the pad device failed (see the compiler output above)"
 
 exec bash scripts/xmpp-demo.sh "$ROOT/build"

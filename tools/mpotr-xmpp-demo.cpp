@@ -2,9 +2,11 @@
 // mpotr-xmpp-demo: the README's first command, after scripts/demo.sh has started the loopback
 // ejabberd (testserver/) and registered the users. It runs real mpotr-chat processes in their
 // scriptable mode (--json) in one room:
-//   alice, bob and carol set up a session and chat; dave joins (re-key) and chats; carol leaves
-//   (transcript check, her signing key published); everyone's decrypted view is printed, and a
-//   line of what the server relayed to alice, which went through a recording TCP relay.
+//   alice, bob and carol set up a session and chat; they turn on OTP mode (their pad devices
+//   were started by scripts/xmpp-demo.sh) and chat under the one-time pads, once to an alias;
+//   dave, who has no pads, joins (re-key): OTP lines are refused until OTP mode is off; carol
+//   leaves (transcript check, her signing key published); everyone's decrypted view is printed,
+//   and a line of what the server relayed to alice, which went through a recording TCP relay.
 //
 //   mpotr-xmpp-demo --chat PATH --port N --room JID --workdir DIR
 #include <fcntl.h>
@@ -13,6 +15,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,6 +180,10 @@ class Demo {
     std::vector<std::string> args = {m_chat, "--json", "--jid", nick + "@localhost", "--password-file",
                                      dir + "/password", "--room", m_room, "--server", server, "--tls", "disabled",
                                      "--key-file", dir + "/identity.json", "--trust-file", dir + "/trust.json"};
+    struct stat st {};
+    if (const std::string sock = dir + "/run/padd.sock"; ::stat(sock.c_str(), &st) == 0) {
+      args.insert(args.end(), {"--pad-socket", sock});  // this member has a pad device
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -258,6 +265,41 @@ class Demo {
     }
   }
 
+  // An OTP line: readers show it decrypted by their pad device; others are told it was not for them.
+  void say_otp(const std::string& nick, const std::string& text, const std::vector<std::string>& readers,
+               const std::vector<std::string>& outsiders = {}, const std::string& alias = {}) {
+    if (alias.empty()) {
+      chat(nick).send({{"cmd", "send"}, {"text", text}});
+    } else {
+      chat(nick).send({{"cmd", "otp"}, {"action", "to"}, {"name", alias}, {"text", text}});
+    }
+    m_plaintexts.push_back(text);
+    wait(nick + " sends \"" + text + "\" under the pads",
+         [&] { return has(chat(nick), "otp_sent", [&](const json& e) { return e.value("message", "") == text; }); });
+    for (const auto& r : readers) {
+      wait(r + " reads \"" + text + "\" with its pad", [&] {
+        return has(chat(r), "otp_message",
+                   [&](const json& e) { return e.value("nick", "") == nick && e.value("message", "") == text; });
+      });
+    }
+    for (const auto& o : outsiders) {
+      wait(o + " is told it was not for them", [&] {
+        return has(chat(o), "otp_not_for_you", [&](const json& e) { return e.value("nick", "") == nick; });
+      });
+    }
+  }
+
+  // Waits for the reply to a command: command_ok, or fails with the command_error's text.
+  void command(const std::string& nick, json cmd) {
+    const std::size_t before = count(chat(nick), "command_ok") + count(chat(nick), "command_error");
+    chat(nick).send(cmd);
+    wait(nick + " runs " + cmd.dump(), [&] { return count(chat(nick), "command_ok") + count(chat(nick), "command_error") > before; });
+    for (auto it = chat(nick).events.rbegin(); it != chat(nick).events.rend(); ++it) {
+      if (it->value("event", "") == "command_error") fail(nick + ": " + cmd.dump() + " failed: " + it->value("error", ""));
+      if (it->value("event", "") == "command_ok") return;
+    }
+  }
+
   void print_views() const {
     for (const auto& [nick, c] : m_chats) {
       std::printf("\n  %s's screen:\n", nick.c_str());
@@ -265,6 +307,14 @@ class Demo {
         const std::string ev = e.value("event", "");
         if (ev == "message") {
           std::printf("    <%s> %s\n", e.value("nick", "").c_str(), e.value("message", "").c_str());
+        } else if (ev == "otp_message") {
+          std::string to;
+          for (const auto& r : e.value("recipients", json::array())) to += (to.empty() ? " to " : ", ") + r.get<std::string>();
+          std::printf("    <%s> [OTP%s] %s\n", e.value("nick", "").c_str(), to.c_str(), e.value("message", "").c_str());
+        } else if (ev == "otp_sent") {
+          std::printf("    <%s> [OTP] %s\n", nick.c_str(), e.value("message", "").c_str());
+        } else if (ev == "otp_not_for_you" || ev == "otp_mode") {
+          std::printf("    * %s\n", e.value("text", "").c_str());
         } else if (ev == "sent") {
           std::printf("    <%s> %s\n", nick.c_str(), e.value("message", e.value("text", "")).c_str());
         } else if (ev == "secure" || ev == "key_published" || ev == "transcript_consistent" || ev == "fully_confirmed" ||
@@ -336,12 +386,33 @@ int main(int argc, char** argv) {
     demo.say("alice", "Hi both, this room is off the record.", {"bob", "carol"});
     demo.say("bob", "Hello! Nothing here can be proven later.", {"alice", "carol"});
     demo.say("carol", "Good. Let's plan the launch.", {"alice", "bob"});
-    std::printf("3. dave joins: everyone re-keys\n");
+    std::printf("3. OTP mode: each line encrypted with the one-time pad each pair shares, inside the session\n");
+    for (const char* nick : {"alice", "bob", "carol"}) demo.command(nick, {{"cmd", "otp"}, {"action", "on"}});
+    demo.say_otp("alice", "Now under one-time pads: unbreakable even by a quantum computer.", {"bob", "carol"});
+    demo.say_otp("carol", "And the pad bytes are destroyed as we go.", {"alice", "bob"});
+    demo.command("alice", {{"cmd", "otp"}, {"action", "alias"}, {"name", "b"}, {"members", {"bob"}}});
+    demo.say_otp("alice", "Only bob can read this one.", {"bob"}, {"carol"}, "b");
+    std::printf("4. dave (no pads) joins: everyone re-keys; OTP lines are refused until OTP mode is off\n");
     demo.start("dave", false);
     demo.wait_secure({"alice", "bob", "carol", "dave"});
+    demo.wait("alice is told dave has no pad", [&] {
+      return Demo::has(demo.chat("alice"), "otp_pads", [](const json& e) {
+        return e.value("text", "").find("No pad shared with dave") != std::string::npos;
+      });
+    });
+    const std::size_t errors = Demo::count(demo.chat("alice"), "command_error");
+    demo.chat("alice").send({{"cmd", "send"}, {"text", "This must not be sent."}});
+    demo.wait("alice's OTP line is refused", [&] { return Demo::count(demo.chat("alice"), "command_error") > errors; });
+    for (const auto& e : demo.chat("alice").events) {
+      if (e.value("event", "") == "command_error" &&
+          e.value("error", "").find("no pad shared with dave") == std::string::npos) {
+        fail("unexpected refusal: " + e.value("error", ""));
+      }
+    }
+    for (const char* nick : {"alice", "bob", "carol"}) demo.command(nick, {{"cmd", "otp"}, {"action", "off"}});
     demo.say("dave", "Dave here, I can read only what is said from now on.", {"alice", "bob", "carol"});
     demo.say("alice", "Welcome, dave.", {"bob", "carol", "dave"});
-    std::printf("4. carol leaves: transcripts are compared, her signing key is published, the rest re-key\n");
+    std::printf("5. carol leaves: transcripts are compared, her signing key is published, the rest re-key\n");
     demo.chat("carol").send({{"cmd", "leave"}});
     demo.wait("carol publishes her key and exits", [&] {
       return Demo::has(demo.chat("carol"), "key_published") && Demo::has(demo.chat("carol"), "exit");

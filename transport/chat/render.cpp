@@ -57,6 +57,9 @@ void add_event_fields(nlohmann::json& j, const Event& ev) {
       j["seq"] = ev.seq;
       j["message"] = ev.text;
       j["late"] = ev.late;
+      if (!ev.nicks.empty()) {
+        j["recipients"] = ev.nicks;  // OTP lines: who else it went to, when not the whole session
+      }
       break;
     case EventKind::Heartbeat:
     case EventKind::FullyConfirmed:
