@@ -419,3 +419,51 @@ TEST_CASE("padd: a corrupt pad state keeps the daemon from starting (fail closed
   CHECK(r.output.rfind("mpotr-padd: cannot open the pads in ", 0) == 0);
   CHECK_FALSE(std::filesystem::exists(p.alice_sock));
 }
+
+TEST_CASE("padd: a client of another user is refused even when the socket is reachable", "[otp][device]") {
+  if (::geteuid() != 0) {
+    // Only root can connect as another user here; elsewhere the 0700 directory is all that is tested.
+    SUCCEED("not root: the uid check cannot be exercised");
+    return;
+  }
+  Pair p;
+  const std::string log = p.root.path() + "/anomaly.log";
+  Daemon alice(p.alice_dir(), p.alice_sock, opts({"--anomaly-log", log}));
+  // Loosen the first line of defence (directory 0700, socket 0600) so only SO_PEERCRED is left.
+  const std::string dir = p.alice_sock.substr(0, p.alice_sock.rfind('/'));
+  REQUIRE(::chmod(p.root.path().c_str(), 0755) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  REQUIRE(::chmod(p.alice_sock.c_str(), 0666) == 0);
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(out[0]);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    auto c = Client::connect_unix(p.alice_sock);
+    if (!c) ::_exit(4);
+    (void)c->send_raw(package_req(1, "bob", "from nobody").dump() + "\n");
+    auto line = c->read_line(std::chrono::seconds(5));
+    const std::string text = line ? *line : "no answer: " + line.error().detail;
+    (void)!::write(out[1], text.data(), text.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string answer;
+  char buf[512];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  REQUIRE(WIFEXITED(st));
+  REQUIRE(WEXITSTATUS(st) == 0);
+  INFO(answer);
+  const auto r = json::parse(answer);
+  CHECK(r["ok"] == false);
+  CHECK(r["error"]["detail"] == "connection from another user refused");
+  // Nothing was packaged: alice's first packet still starts at offset 0.
+  auto c = connect(p.alice_sock);
+  CHECK(call(c, package_req(2, "bob", "mine"))["offset"] == 0);
+  CHECK(read_text(log).find("foreign uid") != std::string::npos);
+}
