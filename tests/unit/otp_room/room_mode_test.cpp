@@ -73,6 +73,12 @@ class LocalPadDevice final : public PadDevice {
     return DeviceOpened{std::move(u.message), u.type, u.seq, std::move(u.group), std::move(u.warnings)};
   }
   std::uint64_t send_remaining(const std::string& contact) { return m_service->status(contact)->send_remaining; }
+  // A one-to-one packet (the daemon's "package"), for splicing tests.
+  Bytes one_to_one(const std::string& contact, const std::string& text) {
+    auto p = m_service->package(contact, as_bytes(text));
+    REQUIRE(p.ok());
+    return p->packet;
+  }
   int packaged = 0;
 
  private:
@@ -306,6 +312,29 @@ TEST_CASE("OTP room: forged, replayed, spliced and mislabelled copies are refuse
     REQUIRE(f != nullptr);
     CHECK(f->code == ErrorCode::RosterMismatch);
   }
+  SECTION("a one-to-one packet spliced into the room is refused") {
+    Bundle spliced;
+    spliced.copies.push_back({jid("bob"), r.devices["alice"]->one_to_one(jid("bob"), "one to one")});
+    r.send_bundle("alice", *encode_bundle_text(spliced));
+    const auto got = r.take("bob");
+    const Notice* f = find(got, "otp_failed");
+    REQUIRE(f != nullptr);
+    CHECK(f->code == ErrorCode::UnexpectedMessage);
+    CHECK(find(got, "otp_message") == nullptr);
+  }
+  SECTION("a skipped copy is reported as a gap when the next one arrives") {
+    auto lost = alice.seal(*r.c("alice").host, "never delivered");
+    REQUIRE(lost.ok());
+    REQUIRE(r.say("alice", "delivered").ok());
+    const auto got = r.take("bob");
+    const Notice* m = find(got, "otp_message");
+    REQUIRE(m != nullptr);
+    CHECK(m->text == "delivered");
+    const Notice* gap = find(got, "otp_gap");
+    REQUIRE(gap != nullptr);
+    CHECK(gap->severity == transport::Severity::Warning);
+    CHECK(gap->text.find("an earlier OTP message from alice may never have arrived") != std::string::npos);
+  }
   SECTION("a malformed bundle is an alert, not a message") {
     r.send_bundle("alice", std::string(kBundlePrefix) + "AAAA");
     const auto got_f = r.take("bob");
@@ -323,6 +352,28 @@ TEST_CASE("OTP room: a device whose pads name someone else is refused before use
   CHECK(sealed.error().detail ==
         "the pad device holds pads for alice, but you are alice@localhost in this room: nothing was sent");
   CHECK(r.devices["alice"]->packaged == 0);
+}
+
+TEST_CASE("OTP room: no session, no device: refused with the reason", "[otp][room]") {
+  HostMuc muc;
+  auto& alone = muc.add("alice", 1);
+  OtpRoomMode mode;
+  CHECK(mode.check(*alone.host).error().code == ErrorCode::InvalidState);
+  CHECK(mode.enable(*alone.host).error().code == ErrorCode::InvalidState);
+  CHECK_FALSE(mode.enabled());
+  CHECK(mode.seal(*alone.host, "hi").error().code == ErrorCode::NotReady);
+  OtpRoom r({"alice", "bob"}, {{"alice", "bob", 1 << 20}});
+  OtpRoomMode no_device;
+  auto s = no_device.seal(*r.c("alice").host, "hi");
+  CHECK(s.error().code == ErrorCode::InvalidState);
+  CHECK(s.error().detail == "no pad device connected: nothing was sent");
+  // Receiving without a device says why the line cannot be read.
+  REQUIRE(r.say("bob", "to alice").ok());
+  auto notices = std::move(r.c("alice").notices);
+  no_device.rewrite(*r.c("alice").host, notices);
+  const Notice* f = find(notices, "otp_failed");
+  REQUIRE(f != nullptr);
+  CHECK(f->text == "bob sent you an OTP message, but no pad device is connected: it cannot be read");
 }
 
 TEST_CASE("OTP room: aliases are checked and bounded", "[otp][room]") {
