@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "plugin/core/commands.h"
 
+#include <sys/un.h>
+
 namespace mpotr::plugin {
+
+const char* const kOtpUsage =
+    "usage: /mpotr otp on|off|status|aliases, /mpotr otp device <path>, /mpotr otp alias <name> <nick|jid>..., "
+    "/mpotr otp unalias <name>, /mpotr otp to <name> <text>";
 
 namespace {
 
@@ -14,11 +20,86 @@ std::string trim(std::string s) {
   return s.substr(b, e - b + 1);
 }
 
+// Splits off the first word of `s` (after leading blanks); `rest` keeps what follows, trimmed.
+std::string first_word(const std::string& s, std::string* rest) {
+  const std::string t = trim(s);
+  const auto end = t.find_first_of(" \t");
+  if (rest != nullptr) *rest = end == std::string::npos ? std::string() : trim(t.substr(end));
+  return t.substr(0, end);
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> out;
+  std::string rest = s;
+  for (std::string w = first_word(rest, &rest); !w.empty(); w = first_word(rest, &rest)) out.push_back(w);
+  return out;
+}
+
+Result<Command> parse_otp(const std::vector<std::string>& args) {
+  if (args.size() < 2) return usage(kOtpUsage);
+  const std::string& action = args[1];
+  // Everything after the action as one line: Profanity may have split it into words, or kept
+  // it as one free-text argument.
+  std::string rest;
+  for (std::size_t i = 2; i < args.size(); ++i) rest += (rest.empty() ? "" : " ") + args[i];
+  rest = trim(rest);
+  cmd::Otp c;
+  using Action = cmd::Otp::Action;
+  auto bare = [&](Action a) -> Result<Command> {
+    if (!rest.empty()) return usage("/mpotr otp " + action + " takes no arguments; " + kOtpUsage);
+    c.action = a;
+    return Command{c};
+  };
+  if (action == "on") return bare(Action::On);
+  if (action == "off") return bare(Action::Off);
+  if (action == "status") return bare(Action::Status);
+  if (action == "aliases") return bare(Action::Aliases);
+  if (action == "device") {
+    c.action = Action::Device;
+    c.path = rest;
+    if (c.path.empty()) return usage("/mpotr otp device needs the socket path of your pad device; " + std::string(kOtpUsage));
+    // A Unix socket: an absolute path that fits sockaddr_un.
+    if (c.path[0] != '/') return usage("the pad device socket must be an absolute path");
+    if (c.path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return usage("the pad device socket path is too long (at most " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                   " bytes)");
+    }
+    return Command{c};
+  }
+  if (action == "alias") {
+    c.action = Action::Alias;
+    auto w = words(rest);
+    if (w.size() < 2) return usage("/mpotr otp alias needs a name and at least one nick or JID; " + std::string(kOtpUsage));
+    c.name = w[0];
+    c.members.assign(w.begin() + 1, w.end());
+    return Command{c};
+  }
+  if (action == "unalias") {
+    c.action = Action::Unalias;
+    auto w = words(rest);
+    if (w.size() != 1) return usage("/mpotr otp unalias takes one alias name; " + std::string(kOtpUsage));
+    c.name = w[0];
+    return Command{c};
+  }
+  if (action == "to") {
+    c.action = Action::To;
+    c.name = first_word(rest, &c.text);
+    if (c.name.empty() || c.text.empty()) return usage("/mpotr otp to needs an alias and a text; " + std::string(kOtpUsage));
+    return Command{c};
+  }
+  return usage("unknown /mpotr otp action '" + action.substr(0, 32) + "'; " + kOtpUsage);
+}
+
 }  // namespace
 
 const std::vector<std::string>& subcommands() {
   static const std::vector<std::string> k{"start", "end",    "status", "fingerprint", "trust", "untrust",
                                           "block", "verify", "secret", "otp",         "help"};
+  return k;
+}
+
+const std::vector<std::string>& otp_actions() {
+  static const std::vector<std::string> k{"on", "off", "status", "to", "alias", "unalias", "aliases", "device"};
   return k;
 }
 
@@ -38,7 +119,11 @@ std::vector<std::string> help_lines() {
       "/mpotr block <nick|jid>      never accept this member's key",
       "/mpotr verify <nick> [question]   verify by a shared secret (SMP), then /mpotr secret",
       "/mpotr secret <nick> <secret>     the secret for a verification you started or were asked for",
-      "/mpotr otp                   reserved for the one-time-pad mode",
+      "/mpotr otp on|off            one-time-pad mode here: every line encrypted with the pad you share with each member",
+      "/mpotr otp status            OTP mode, the pads you share with the members, the pad device",
+      "/mpotr otp device <path>     your pad device's socket (mpotr-padd); for this run only (MPOTR_PAD_SOCKET keeps it)",
+      "/mpotr otp alias <name> <nick|jid>...   name some members; /mpotr otp aliases lists, /mpotr otp unalias <name> forgets",
+      "/mpotr otp to <name> <text>  one OTP line to that alias only (the others see that one was sent)",
   };
 }
 
@@ -62,12 +147,12 @@ Result<Command> parse_command(const std::vector<std::string>& raw) {
     if (w.empty()) return usage("/mpotr " + sub + " needs a nick or a JID");
     return w;
   };
-  if (sub == "start" || sub == "end" || sub == "status" || sub == "otp") {
-    if (auto a = arity(0, sub == "otp" ? 8 : 0); !a.ok()) return a.error();
+  if (sub == "otp") return parse_otp(args);
+  if (sub == "start" || sub == "end" || sub == "status") {
+    if (auto a = arity(0, 0); !a.ok()) return a.error();
     if (sub == "start") return Command{cmd::Start{}};
     if (sub == "end") return Command{cmd::End{}};
-    if (sub == "status") return Command{cmd::Status{}};
-    return Command{cmd::Otp{}};
+    return Command{cmd::Status{}};
   }
   if (sub == "fingerprint") {
     if (auto a = arity(0, 1); !a.ok()) return a.error();

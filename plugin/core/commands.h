@@ -3,6 +3,7 @@
 // argument takes the rest of the line, so a question or a secret may contain spaces).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
@@ -38,7 +39,17 @@ struct Secret {  // the shared secret for a verification we started or were aske
   std::string nick;
   std::string secret;
 };
-struct Otp {};
+// One-time-pad mode in the current room (spec/otp.md §10). Profanity hands over at most three
+// arguments, the last one holding the rest of the line ("otp", "to", "core see you"), so the
+// words after the action are split here, whichever way they arrived.
+struct Otp {
+  enum class Action : std::uint8_t { On, Off, Status, Device, Alias, Unalias, Aliases, To };
+  Action action = Action::Status;
+  std::string name;                  // Alias, Unalias, To: the alias
+  std::vector<std::string> members;  // Alias: nicks or bare JIDs
+  std::string text;                  // To: the line, verbatim apart from the ends
+  std::string path;                  // Device: the socket
+};
 struct Help {};
 }  // namespace cmd
 
@@ -53,6 +64,10 @@ Result<Command> parse_command(const std::vector<std::string>& args);
 const std::vector<std::string>& subcommands();
 // Subcommands whose first argument is a member's nick (completed from the room).
 const std::vector<std::string>& nick_subcommands();
+// Actions of /mpotr otp, in the order completion offers them.
+const std::vector<std::string>& otp_actions();
+// What /mpotr otp accepts, for usage errors.
+extern const char* const kOtpUsage;
 // One line per subcommand for /mpotr help.
 std::vector<std::string> help_lines();
 

@@ -3,12 +3,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "mpotr/otp/bundle.h"
 #include "mpotr/store/keyfile.h"
 #include "mpotr/store/trust_file.h"
 #include "mpotr/transport/stanza.h"
+#include "otp/device/rpc_pad_device.h"
 #include "plugin/smp/otr_verifier.h"
 #include "plugin/smp/smp_secret.h"
 
@@ -65,6 +70,36 @@ std::optional<MemberInfo> member_named(const transport::RoomHost* host, std::str
   return session_member(host, [&](const MemberInfo& m) { return m.nick == nick; });
 }
 
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// RoomHost and OtpRoomMode word their advice for mpotr-chat's commands.
+std::string plugin_wording(std::string text) {
+  for (const auto& [from, to] : {std::pair<std::string_view, std::string_view>{"use /verify", "use /mpotr verify"},
+                                 {" <fingerprint>", ""},
+                                 {"or /trust", "or /mpotr trust"},
+                                 {"/otp off", "/mpotr otp off"}}) {
+    const auto at = text.find(from);
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// How an OTP line is marked: "[OTP] " when it went to the whole session, else who got it.
+std::string otp_mark(const std::vector<std::string>& to) {
+  return to.empty() ? std::string("[OTP] ") : "[OTP to " + join(to) + "] ";
+}
+
+// Whether a batch holds an OTP bundle someone sent (its "message" notice, before rewriting).
+bool carries_bundle(const std::vector<Notice>& notices) {
+  return std::any_of(notices.begin(), notices.end(), [](const Notice& n) {
+    return n.kind == "message" && n.event && n.event->text.starts_with(otp::kBundlePrefix);
+  });
+}
+
 std::string excerpt(const std::string& text) {
   constexpr std::size_t kMax = 40;
   return text.size() <= kMax ? text : text.substr(0, kMax) + "…";
@@ -88,8 +123,20 @@ std::string account_dir_name(std::string_view bare) {
 
 }  // namespace
 
+std::string default_pad_socket() {
+  const char* env = std::getenv("MPOTR_PAD_SOCKET");
+  if (env != nullptr && env[0] != '\0') return env;
+  // The same place mpotr-padd's README puts it.
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime != nullptr && runtime[0] == '/') return std::string(runtime) + "/mpotr/padd.sock";
+  return "/tmp/mpotr-" + std::to_string(::getuid()) + "/padd.sock";
+}
+
 PluginCore::PluginCore(Ui& ui, PluginPaths paths, std::unique_ptr<Rng> rng)
-    : m_ui(ui), m_paths(std::move(paths)), m_rng(std::move(rng)) {}
+    : m_ui(ui),
+      m_paths(std::move(paths)),
+      m_rng(std::move(rng)),
+      m_pad_socket(default_pad_socket()) {}
 
 PluginCore::~PluginCore() = default;
 
@@ -164,6 +211,8 @@ void PluginCore::shutdown(TimeMs now) {
   }
   m_rooms.clear();
   m_wanted.clear();
+  m_otp_wanted.clear();
+  m_rpc_pad.reset();
   m_pending.reset();
   m_verifications.clear();
   if (m_otr) {
@@ -193,6 +242,11 @@ bool PluginCore::secured(std::string_view room_jid) const {
 const transport::RoomHost* PluginCore::host(std::string_view room_jid) const {
   auto it = m_rooms.find(lower(room_jid));
   return it == m_rooms.end() ? nullptr : it->second.host.get();
+}
+
+bool PluginCore::otp_enabled(std::string_view room_jid) const {
+  auto it = m_rooms.find(lower(room_jid));
+  return it != m_rooms.end() && it->second.otp && it->second.otp->enabled();
 }
 
 void PluginCore::show(const std::string& room_jid, Tone tone, const std::string& text) {
@@ -254,11 +308,24 @@ void PluginCore::start(Room& r, TimeMs now) {
   m_ui.room_encrypted_char(r.jid, true);
   show(r.jid, Tone::Info,
        "mpOTR: securing this room. Members with mpOTR join the session; lines are only sent once it is secure.");
+  r.otp.emplace(pad_device(false));
+  if (m_otp_wanted.contains(r.jid)) {
+    // Before the session exists, enabling checks no pad; the pads are checked once it is secure.
+    r.otp->set_device(pad_device(true));
+    auto on = r.otp->enable(*r.host);
+    if (on.ok()) {
+      show(r.jid, Tone::Info, "mpOTR: OTP mode is on again in this room (you turned it on before the session restarted).");
+    } else {
+      show(r.jid, Tone::Alert, "mpOTR: OTP mode could not be turned on again: " + on.error().detail +
+                                   ". Lines are protected by mpOTR only; /mpotr otp on to retry.");
+    }
+  }
   apply(r, std::move(out));
   refresh_completions(r);
 }
 
 void PluginCore::drop_session(Room& r) {
+  r.otp.reset();
   r.host.reset();
   r.end_deadline.reset();
   r.title.clear();
@@ -270,6 +337,7 @@ void PluginCore::finish_end(Room& r, const std::string& why) {
   send_marker_presence(r, false);
   drop_session(r);
   m_wanted.erase(r.jid);
+  m_otp_wanted.erase(r.jid);
   show(r.jid, Tone::Warning, "mpOTR ended (" + why + "). This room is NOT encrypted any more: what you type now is sent in the clear.");
 }
 
@@ -314,6 +382,12 @@ void PluginCore::refresh_completions(const Room& r) {
   std::vector<std::string> nicks;
   for (const auto& [nick, p] : r.occupants) nicks.push_back(nick);
   for (const auto& sub : nick_subcommands()) m_ui.completions("/mpotr " + sub, nicks);
+  std::vector<std::string> aliases;
+  if (r.otp) {
+    for (const auto& a : r.otp->aliases()) aliases.push_back(a.name);
+  }
+  m_ui.completions("/mpotr otp to", aliases);
+  m_ui.completions("/mpotr otp unalias", aliases);
 }
 
 void PluginCore::save_trust() {
@@ -332,8 +406,17 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
     }
   }
   if (out.trust_changed) save_trust();
+  if (r.otp && r.host) {
+    // Bundles are opened whether or not OTP mode is on here; mpotr-padd may already listen
+    // even if no OTP command ran yet.
+    if (!r.otp->has_device() && carries_bundle(out.notices)) r.otp->set_device(pad_device(false));
+    r.otp->rewrite(*r.host, out.notices);
+  }
+  bool new_session = false;
   for (auto& n : out.notices) {
-    if (n.kind == "message" && n.event) {
+    if ((n.kind == "message" || n.kind == "otp_message") && n.event) {
+      // An OTP line takes the same path as an mpOTR line (the display hook when it can), marked.
+      if (n.kind == "otp_message") n.text = otp_mark(n.event->nicks) + n.text;
       if (messages != nullptr) {
         messages->push_back(std::move(n));
       } else {
@@ -341,9 +424,18 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
       }
       continue;
     }
-    if (n.kind == "sent" && n.event) {
+    if ((n.kind == "sent" || n.kind == "otp_sent") && n.event) {
+      // For an OTP line this is our plaintext (not the bundle), quoted in confirmations.
       if (r.sent_text.size() >= transport::kMaxTrackedSent) r.sent_text.erase(r.sent_text.begin());
       r.sent_text[n.event->seq] = n.event->text;
+      if (n.kind == "otp_sent" && messages != nullptr) {
+        // Only the caller knows whether the client shows this line itself (a typed line) or not.
+        const auto s = r.host ? r.host->session() : std::nullopt;
+        const bool everyone = s && n.event->nicks.size() + 1 == s->members.size();
+        n.text = otp_mark(everyone ? std::vector<std::string>{} : n.event->nicks) + n.event->text;
+        n.nick = r.self_nick;
+        messages->push_back(std::move(n));
+      }
       continue;
     }
     if ((n.kind == "fully_confirmed" || n.kind == "unconfirmed") && n.event) {
@@ -361,16 +453,14 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
       }
       continue;
     }
+    if (n.kind == "secure") new_session = true;
     if (n.severity == Severity::Debug) {
       m_ui.log(Tone::Info, "mpOTR " + r.jid + ": " + n.text);
       continue;
     }
-    // RoomHost words its advice for mpotr-chat's commands.
-    for (const auto& [from, to] : {std::pair<std::string_view, std::string_view>{"use /verify", "use /mpotr verify"},
-                                   {" <fingerprint>", ""},
-                                   {"or /trust", "or /mpotr trust"}}) {
-      const auto at = n.text.find(from);
-      if (at != std::string::npos) n.text.replace(at, from.size(), to);
+    n.text = plugin_wording(std::move(n.text));
+    if (n.kind == "otp_failed" && r.otp && !r.otp->has_device()) {
+      n.text += " (start mpotr-padd on " + m_pad_socket + ", or give its socket with /mpotr otp device <path>)";
     }
     Tone tone = tone_of(n.severity);
     if (n.kind == "secure" || n.kind == "verified") tone = Tone::Good;
@@ -380,6 +470,8 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
     finish_end(r, "transcripts compared, keys published");
     return;
   }
+  // A new session, maybe new members: say at once whose pad is missing or runs low (O-28).
+  if (new_session && r.otp && r.otp->enabled()) show_otp_check(r);
   refresh_title(r);
 }
 
@@ -429,7 +521,10 @@ void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
         drop_session(r);
       }
       const std::string gone = r.jid;  // r dies with the erase
-      if (!p.removed) m_wanted.erase(gone);
+      if (!p.removed) {
+        m_wanted.erase(gone);
+        m_otp_wanted.erase(gone);
+      }
       m_rooms.erase(gone);
     }
     return;
@@ -551,6 +646,10 @@ std::optional<std::string> PluginCore::on_room_message_display(std::string_view 
 SendVerdict PluginCore::on_room_message_send(std::string_view room_jid, std::string_view text, TimeMs now) {
   Room* r = secured_room(room_jid);
   if (r == nullptr) return SendVerdict::Unchanged;
+  if (r->otp && r->otp->enabled()) {
+    // The client shows the typed line itself, as for an mpOTR line.
+    return send_otp(*r, text, {}, now, nullptr) ? SendVerdict::Unchanged : SendVerdict::Cancel;
+  }
   HostOutput out = r->host->send_text(text, now, *m_rng);
   const bool sent = !out.payloads.empty();
   apply(*r, std::move(out));
@@ -621,8 +720,8 @@ void PluginCore::on_command(const std::vector<std::string>& args, std::optional<
     for (const auto& line : help_lines()) show(out_room, Tone::Info, line);
     return;
   }
-  if (std::holds_alternative<cmd::Otp>(c)) {
-    show(out_room, Tone::Info, "mpOTR: the one-time-pad mode is not available yet.");
+  if (auto* o = std::get_if<cmd::Otp>(&c); o != nullptr && o->action == cmd::Otp::Action::Device) {
+    command_otp_device(out_room, *o);  // the device is the user's, not a room's or an account's
     return;
   }
   if (!connected()) {
@@ -696,6 +795,14 @@ void PluginCore::on_command(const std::vector<std::string>& args, std::optional<
     command_status(r->jid, r);
     return;
   }
+  if (auto* o = std::get_if<cmd::Otp>(&c)) {
+    if (!r->host) {
+      show(r->jid, Tone::Warning, "mpOTR: this room is not secured; OTP mode works inside an mpOTR session (/mpotr start first).");
+      return;
+    }
+    command_otp(*r, *o, now);
+    return;
+  }
   if (auto* v = std::get_if<cmd::Verify>(&c)) {
     command_verify(r->jid, r, *v);
     return;
@@ -730,6 +837,146 @@ void PluginCore::command_status(const std::string& out, Room* r) {
   std::size_t pending = 0;
   for (const auto& st : r->host->sent()) pending += st.fully_confirmed ? 0 : 1;
   if (pending > 0) show(out, Tone::Info, "  " + std::to_string(pending) + " of your lines are not confirmed by everyone yet");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-time-pad mode (spec/otp.md §10)
+
+otp::PadDevice* PluginCore::pad_device(bool create) {
+  if (m_test_pad != nullptr) return m_test_pad;
+  if (!m_rpc_pad) {
+    struct stat st {};
+    if (!create && ::stat(m_pad_socket.c_str(), &st) != 0) return nullptr;
+    m_rpc_pad = std::make_unique<otp::device::RpcPadDevice>(m_pad_socket);
+    set_room_devices(m_rpc_pad.get());
+  }
+  return m_rpc_pad.get();
+}
+
+void PluginCore::set_room_devices(otp::PadDevice* device) {
+  for (auto& [jid, r] : m_rooms) {
+    if (r.otp) r.otp->set_device(device);
+  }
+}
+
+void PluginCore::use_pad_device_for_tests(otp::PadDevice* device) {
+  m_test_pad = device;
+  set_room_devices(device != nullptr ? device : m_rpc_pad.get());
+}
+
+bool PluginCore::send_otp(Room& r, std::string_view text, std::string_view alias, TimeMs now, std::vector<Notice>* mine) {
+  if (r.host->phase() != Phase::Established) {
+    // Checked here so that no pad is used for a line the session would refuse.
+    show(r.jid, Tone::Warning, "mpOTR: OTP line not sent: the session is not secure yet (" +
+                                   std::string(to_string(r.host->phase())) +
+                                   "). Nothing leaves unencrypted; send it again once the session is secure.");
+    return false;
+  }
+  auto sealed = r.otp->seal(*r.host, text, alias);
+  if (!sealed.ok()) {
+    show(r.jid, Tone::Warning, "mpOTR: OTP line not sent: " + plugin_wording(sealed.error().detail));
+    return false;
+  }
+  HostOutput out = r.host->send_text(sealed.value(), now, *m_rng);
+  const bool sent = !out.payloads.empty();
+  apply(r, std::move(out), mine);
+  return sent;
+}
+
+void PluginCore::show_otp_check(Room& r) {
+  auto report = r.otp->check(*r.host);
+  if (!report.ok()) {
+    show(r.jid, Tone::Warning, "mpOTR: cannot check the pads: " + report.error().detail);
+    return;
+  }
+  for (const auto& n : report.value().notices) show(r.jid, tone_of(n.severity), "mpOTR: " + plugin_wording(n.text));
+}
+
+void PluginCore::command_otp_device(const std::string& out, const cmd::Otp& c) {
+  m_pad_socket = c.path;
+  if (m_rpc_pad) {
+    // Rooms switch before the old client goes: no mode ever points at a freed device.
+    auto next = std::make_unique<otp::device::RpcPadDevice>(m_pad_socket);
+    if (m_test_pad == nullptr) set_room_devices(next.get());
+    m_rpc_pad = std::move(next);
+  }
+  show(out, Tone::Info, "mpOTR: pad device socket set to " + m_pad_socket +
+                            " (for this run; set MPOTR_PAD_SOCKET to keep it).");
+}
+
+void PluginCore::command_otp(Room& r, const cmd::Otp& c, TimeMs now) {
+  using Action = cmd::Otp::Action;
+  switch (c.action) {
+    case Action::On: {
+      pad_device(true);
+      auto report = r.otp->enable(*r.host);
+      if (!report.ok()) {
+        show(r.jid, Tone::Warning, "mpOTR: OTP mode not turned on: " + report.error().detail + " (pad device socket " +
+                                       m_pad_socket + "; /mpotr otp device <path> changes it).");
+        return;
+      }
+      m_otp_wanted.insert(r.jid);
+      for (const auto& n : report.value().notices) show(r.jid, tone_of(n.severity), "mpOTR: " + plugin_wording(n.text));
+      return;
+    }
+    case Action::Off: {
+      const bool was_on = r.otp->enabled();
+      r.otp->disable();
+      m_otp_wanted.erase(r.jid);
+      show(r.jid, Tone::Info, was_on ? "mpOTR: OTP mode off: lines are protected by mpOTR only."
+                                     : "mpOTR: OTP mode is already off here.");
+      return;
+    }
+    case Action::Status:
+      show(r.jid, Tone::Info, std::string("mpOTR: OTP mode is ") + (r.otp->enabled() ? "on" : "off") +
+                                  " in this room; pad device socket " + m_pad_socket);
+      pad_device(true);
+      show_otp_check(r);
+      return;
+    case Action::Device:
+      command_otp_device(r.jid, c);
+      return;
+    case Action::Alias: {
+      auto defined = r.otp->define_alias(*r.host, c.name, c.members);
+      if (!defined.ok()) {
+        show(r.jid, Tone::Warning, "mpOTR: alias not defined: " + defined.error().detail);
+        return;
+      }
+      for (const auto& a : r.otp->aliases()) {
+        if (a.name == c.name) {
+          show(r.jid, Tone::Info, "mpOTR: alias " + a.name + ": " + join(a.jids) + ". /mpotr otp to " + a.name +
+                                      " <text> sends an OTP line to them only.");
+        }
+      }
+      refresh_completions(r);
+      return;
+    }
+    case Action::Unalias: {
+      auto removed = r.otp->remove_alias(c.name);
+      if (!removed.ok()) {
+        show(r.jid, Tone::Warning, "mpOTR: " + removed.error().detail);
+        return;
+      }
+      show(r.jid, Tone::Info, "mpOTR: alias " + c.name + " forgotten.");
+      refresh_completions(r);
+      return;
+    }
+    case Action::Aliases:
+      if (r.otp->aliases().empty()) {
+        show(r.jid, Tone::Info, "mpOTR: no aliases here (/mpotr otp alias <name> <nick|jid>... defines one).");
+      }
+      for (const auto& a : r.otp->aliases()) show(r.jid, Tone::Info, "mpOTR: alias " + a.name + ": " + join(a.jids));
+      return;
+    case Action::To: {
+      // Explicit, so it works with OTP mode off too. The client does not show a command's
+      // text: our line is shown here, from its "otp_sent" notice.
+      pad_device(true);
+      std::vector<Notice> mine;
+      if (!send_otp(r, c.text, c.name, now, &mine)) return;
+      for (const auto& n : mine) show(r.jid, Tone::Info, n.nick + ": " + n.text);
+      return;
+    }
+  }
 }
 
 std::optional<std::string> PluginCore::resolve_jid(const Room* r, const std::string& who) const {

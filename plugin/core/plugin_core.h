@@ -19,6 +19,13 @@
 //    refuses, and even a client where "refuse" means "send the original" (Profanity ≥ 0.15)
 //    puts nothing readable on the wire.
 //  * Payloads with <delay/> (history) are dropped in every room: history never shows ciphertext.
+//  * One-time-pad mode (spec/otp.md §10, /mpotr otp): every secured room has an OtpRoomMode.
+//    Every batch of RoomHost notices goes through it first, so OTP bundles are opened (or
+//    refused) whether or not OTP mode is on; a received OTP line then takes the same display
+//    path as an mpOTR line, marked "[OTP]". With OTP mode on, the room send hook seals each
+//    line with the pad device and hands RoomHost the bundle text; if sealing fails nothing is
+//    sent (never plaintext, never plain mpOTR). One pad device (mpotr-padd over its Unix
+//    socket) serves every room: the pads belong to the user, not to a room.
 #pragma once
 
 #include <map>
@@ -29,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mpotr/otp/room_mode.h"
 #include "mpotr/rng.h"
 #include "mpotr/transport/room_host.h"
 #include "mpotr/transport/xmpp_stanza.h"
@@ -36,6 +44,10 @@
 #include "plugin/core/commands.h"
 #include "plugin/core/ui.h"
 #include "plugin/core/xml.h"
+
+namespace mpotr::otp::device {
+class RpcPadDevice;
+}
 
 namespace mpotr::plugin {
 
@@ -52,6 +64,11 @@ inline constexpr TimeMs kEndTimeoutMs = 30'000;
 struct PluginPaths {
   std::string data_dir;  // per-account files go to <data_dir>/<account>/ (identity, trust, otr/)
 };
+
+// Where mpotr-padd listens unless told otherwise (/mpotr otp device): $MPOTR_PAD_SOCKET if
+// set, else $XDG_RUNTIME_DIR/mpotr/padd.sock, else /tmp/mpotr-<uid>/padd.sock. Read when the
+// core is made; the plugin keeps no settings of its own, so /mpotr otp device lasts one run.
+std::string default_pad_socket();
 
 // Result of the room send hook.
 enum class SendVerdict : std::uint8_t {
@@ -95,6 +112,11 @@ class PluginCore {
   bool secured(std::string_view room) const;
   const transport::RoomHost* host(std::string_view room) const;
   std::string account() const { return m_account; }
+  bool otp_enabled(std::string_view room) const;
+  const std::string& pad_socket() const noexcept { return m_pad_socket; }
+  // Tests: every room uses this pad device instead of mpotr-padd's socket (nullptr: the
+  // socket again). Not owned; must outlive its use.
+  void use_pad_device_for_tests(otp::PadDevice* device);
 
  private:
   struct Room {
@@ -109,6 +131,7 @@ class PluginCore {
     std::map<std::uint32_t, std::string> sent_text;  // our lines by sequence number (for confirmations)
     std::string title;
     bool hinted = false;  // told the user that others use mpOTR here
+    std::optional<otp::OtpRoomMode> otp;  // exactly while `host` exists
   };
   struct PendingDisplay {
     std::string room;
@@ -152,6 +175,18 @@ class PluginCore {
   void command_trust(const std::string& out, Room* r, const Command& c, TimeMs now);
   void command_verify(const std::string& out, Room* r, const cmd::Verify& v);
   void command_secret(const std::string& out, cmd::Secret& s);
+  void command_otp(Room& r, const cmd::Otp& c, TimeMs now);
+  void command_otp_device(const std::string& out, const cmd::Otp& c);
+
+  // One-time-pad mode. The device every room's mode uses; nullptr if none is configured yet.
+  // `create`: an OTP command asked for it, so make the RPC client even if nothing listens on
+  // the socket yet (the call then says why it cannot reach it).
+  otp::PadDevice* pad_device(bool create);
+  void set_room_devices(otp::PadDevice* device);
+  // OTP mode on: seal `text` for everyone (or the alias) and send it. False: nothing was sent
+  // (the user was told why).
+  bool send_otp(Room& r, std::string_view text, std::string_view alias, TimeMs now, std::vector<transport::Notice>* mine);
+  void show_otp_check(Room& r);
 
   // SMP (plugin/smp): the private OTR channel.
   bool handle_otr(std::string_view from, std::string_view text);
@@ -174,6 +209,12 @@ class PluginCore {
   std::vector<Verification> m_verifications;
   std::uint64_t m_id_counter = 0;
   TimeMs m_last_otr_poll = 0;
+  std::string m_pad_socket;
+  std::unique_ptr<otp::device::RpcPadDevice> m_rpc_pad;  // made when first needed
+  otp::PadDevice* m_test_pad = nullptr;
+  // Rooms where the user turned OTP mode on: it is on again when the session restarts after
+  // a reconnect or rejoin, so lines never silently fall back to plain mpOTR.
+  std::set<std::string, std::less<>> m_otp_wanted;
 };
 
 }  // namespace mpotr::plugin

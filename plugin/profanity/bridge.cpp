@@ -80,6 +80,23 @@ char* dup(const std::string& s) {
 // The suppressing answer when we cannot even build a string: Profanity frees what we return.
 char* suppressed() { return dup(" "); }
 
+// A NULL-terminated array over strings of static storage, as Profanity's completer wants it
+// (callers keep it for the process); an empty list if even that fails.
+char** c_list(const char* what, const std::vector<std::string>& (*strings)()) noexcept {
+  static char* empty[] = {nullptr};
+  try {
+    auto* v = new std::vector<char*>;  // kept for the process, like the strings it points to
+    for (const auto& s : strings()) v->push_back(const_cast<char*>(s.c_str()));
+    v->push_back(nullptr);
+    return v->data();
+  } catch (const std::exception& e) {
+    report(what, e.what());
+  } catch (...) {
+    report(what, "unknown exception");
+  }
+  return empty;
+}
+
 }  // namespace
 
 extern "C" {
@@ -190,13 +207,13 @@ void mpotr_bridge_timer(int64_t now) {
 }
 
 char** mpotr_bridge_subcommands(void) {
-  static std::vector<char*> items = [] {
-    std::vector<char*> v;
-    for (const auto& s : mpotr::plugin::subcommands()) v.push_back(const_cast<char*>(s.c_str()));
-    v.push_back(nullptr);
-    return v;
-  }();
-  return items.data();
+  static char** items = c_list("subcommands", mpotr::plugin::subcommands);
+  return items;
+}
+
+char** mpotr_bridge_otp_actions(void) {
+  static char** items = c_list("otp actions", mpotr::plugin::otp_actions);
+  return items;
 }
 
 }  // extern "C"

@@ -43,6 +43,8 @@ void mpotr_bridge_timer(int64_t now);
 
 /* NULL-terminated subcommand names for completion (static storage). */
 char** mpotr_bridge_subcommands(void);
+/* NULL-terminated actions of /mpotr otp for completion (static storage). */
+char** mpotr_bridge_otp_actions(void);
 
 #ifdef __cplusplus
 }

@@ -95,13 +95,19 @@ static void register_command(void) {
                       "/mpotr trust|untrust|block <nick>|<jid>",
                       "/mpotr verify <nick> [<question>]",
                       "/mpotr secret <nick> <secret>",
-                      "/mpotr otp",
+                      "/mpotr otp on|off|status|aliases",
+                      "/mpotr otp device <path>",
+                      "/mpotr otp alias <name> <nick>|<jid> ...",
+                      "/mpotr otp unalias <name>",
+                      "/mpotr otp to <name> <message>",
                       NULL};
   char* description =
       "Multi-party Off-the-Record (mpOTR) for group chat rooms. In a room, /mpotr start secures the "
       "conversation among every member who runs mpOTR: messages are end-to-end encrypted and "
       "authenticated, every member checks that all see the same transcript, and nothing is sent "
-      "in the clear while the room is secured. Rooms must be non-anonymous.";
+      "in the clear while the room is secured. Rooms must be non-anonymous. "
+      "In one-time-pad (OTP) mode, every line is also encrypted with the pad you share with each "
+      "member, through your pad device (mpotr-padd); a line that cannot be is not sent at all.";
   char* arguments[][2] = {{"start", "Secure the current room."},
                           {"end", "End the session: transcripts are compared, then keys published."},
                           {"status", "Members, their fingerprints and trust, session id and phase."},
@@ -111,12 +117,21 @@ static void register_command(void) {
                           {"block <nick>|<jid>", "Refuse this member's key."},
                           {"verify <nick> [<question>]", "Verify a member by a secret you share (SMP)."},
                           {"secret <nick> <secret>", "Give the secret for a verification."},
-                          {"otp", "Reserved for the one-time-pad mode."},
+                          {"otp on|off", "One-time-pad mode in this room: every line encrypted with the pad shared with each member."},
+                          {"otp status", "OTP mode, the pads you share with the members, the pad device's socket."},
+                          {"otp device <path>", "Your pad device's socket, for this run (default $MPOTR_PAD_SOCKET, else $XDG_RUNTIME_DIR/mpotr/padd.sock)."},
+                          {"otp alias <name> <nick>|<jid> ...", "Name some members of this room for /mpotr otp to."},
+                          {"otp unalias <name>", "Forget an alias; /mpotr otp aliases lists them."},
+                          {"otp to <name> <message>", "Send one OTP line to that alias only; the others see that one was sent."},
                           {NULL, NULL}};
   char* examples[] = {"/mpotr start", "/mpotr status", "/mpotr verify bob Where did we first meet?",
-                      "/mpotr secret bob the blue cafe", NULL};
+                      "/mpotr secret bob the blue cafe", "/mpotr otp on", "/mpotr otp alias core bob carol",
+                      "/mpotr otp to core see you at noon", NULL};
+  /* At most 3 arguments, the last one taking the rest of the line ("otp", "to", "core see you"):
+   * the core splits what follows an action itself. */
   _prof_register_command(OWNER, "/mpotr", 0, 3, synopsis, description, arguments, examples, cmd_mpotr);
   _prof_completer_add(OWNER, "/mpotr", mpotr_bridge_subcommands());
+  _prof_completer_add(OWNER, "/mpotr otp", mpotr_bridge_otp_actions());
   _prof_register_timed(OWNER, on_timer, 1);
 }
 

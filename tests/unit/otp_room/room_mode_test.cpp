@@ -9,7 +9,7 @@
 
 #include "mpotr/otp/bundle.h"
 #include "mpotr/otp/room_mode.h"
-#include "otp/device/store_service.h"
+#include "support/local_pad_device.h"
 #include "support/host_muc.h"
 
 using namespace mpotr;
@@ -42,48 +42,7 @@ class TempDir {
   std::string m_path;
 };
 
-// The pad device in process: the daemon's StoreService without the socket.
-class LocalPadDevice final : public PadDevice {
- public:
-  explicit LocalPadDevice(const std::string& dir) {
-    auto s = device::StoreService::open(dir, 0);
-    REQUIRE(s.ok());
-    m_service = std::move(s).value();
-  }
-  Result<DeviceStatus> status() override {
-    DeviceStatus st;
-    st.me = m_service->me();
-    MPOTR_TRY(auto contacts, m_service->contacts());
-    for (const auto& c : contacts) {
-      MPOTR_TRY(auto s, m_service->status(c));
-      st.contacts.push_back({s.contact, s.send_remaining, s.receive_remaining, s.health});
-    }
-    return st;
-  }
-  Result<DeviceGroupSealed> package_group(const std::vector<std::string>& to, ByteView message) override {
-    ++packaged;
-    MPOTR_TRY(auto g, m_service->package_group(to, message));
-    DeviceGroupSealed out;
-    out.group = g.group;
-    for (auto& [contact, p] : g.copies) out.packets.push_back({contact, std::move(p.packet), p.pad_bytes});
-    return out;
-  }
-  Result<DeviceOpened> unpackage(const std::string& contact, ByteView packet) override {
-    MPOTR_TRY(auto u, m_service->unpackage(contact, packet));
-    return DeviceOpened{std::move(u.message), u.type, u.seq, std::move(u.group), std::move(u.warnings)};
-  }
-  std::uint64_t send_remaining(const std::string& contact) { return m_service->status(contact)->send_remaining; }
-  // A one-to-one packet (the daemon's "package"), for splicing tests.
-  Bytes one_to_one(const std::string& contact, const std::string& text) {
-    auto p = m_service->package(contact, as_bytes(text));
-    REQUIRE(p.ok());
-    return p->packet;
-  }
-  int packaged = 0;
-
- private:
-  std::unique_ptr<device::StoreService> m_service;
-};
+using mpotr::test::LocalPadDevice;
 
 std::string jid(const std::string& nick) { return nick + "@localhost"; }
 

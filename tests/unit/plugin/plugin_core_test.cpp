@@ -2,18 +2,22 @@
 // PluginCore without Profanity: a fake MUC routes what each core sends, and a fake client
 // calls the hooks the way Profanity 0.13 does (send hook, then its own stanza through the
 // message-stanza hook; receive hook, then the display hook for stanzas it keeps).
+// OTP mode: each member's pads in a real pad store behind an in-process pad device.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "mpotr/otp/pad_store.h"
 #include "mpotr/transport/stanza.h"
+#include "support/local_pad_device.h"
 #include "plugin/core/plugin_core.h"
 
 using namespace mpotr;
@@ -27,6 +31,7 @@ struct Line {
   std::string room;
   Tone tone;
   std::string text;
+  bool chat = false;  // a chat line the client displayed from a stanza (after the display hook)
 };
 
 class FakeMuc;
@@ -47,6 +52,18 @@ class FakeUi final : public Ui {
 
   bool shows(const std::string& needle) const {
     return std::any_of(lines.begin(), lines.end(), [&](const Line& l) { return l.text.find(needle) != std::string::npos; });
+  }
+  // Exactly this line, with this tone, shown by the plugin (not a chat line).
+  bool shows_line(Tone tone, const std::string& text) const {
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const Line& l) { return !l.chat && l.tone == tone && l.text == text; });
+  }
+  // Exactly this chat line, as the client displays a message stanza.
+  bool shows_chat(const std::string& text) const {
+    return std::any_of(lines.begin(), lines.end(), [&](const Line& l) { return l.chat && l.text == text; });
+  }
+  std::size_t chat_lines() const {
+    return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [](const Line& l) { return l.chat; }));
   }
 
   std::vector<Line> lines;  // themed lines and chat lines ("nick: text", tone Info)
@@ -80,6 +97,8 @@ class FakeMuc {
     c->ui = std::make_unique<FakeUi>(*this, nick);
     c->core = std::make_unique<PluginCore>(*c->ui, PluginPaths{(m_dir / nick).string()},
                                            std::make_unique<DeterministicRng>(seed));
+    // Whatever the environment says, no pad device listens unless a test provides one.
+    c->core->on_command({"otp", "device", no_pad_socket()}, std::nullopt, now);
     c->core->on_connect(c->full_jid, now);
     m_clients.push_back(std::move(c));
     return *m_clients.back();
@@ -132,6 +151,7 @@ class FakeMuc {
       run();
     }
   }
+  std::string no_pad_socket() const { return (m_dir / "no-padd.sock").string(); }
   bool wire_contains(const std::string& needle) const {
     return std::any_of(wire.begin(), wire.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
   }
@@ -157,7 +177,7 @@ class FakeMuc {
     if (b == std::string::npos) return;
     const std::string body = xml.substr(b + 6, xml.find("</body>") - b - 6);
     auto shown = to.core->on_room_message_display(kRoom, sender_nick, body);
-    to.ui->lines.push_back({kRoom, Tone::Info, sender_nick + ": " + (shown ? *shown : body)});
+    to.ui->lines.push_back({kRoom, Tone::Info, sender_nick + ": " + (shown ? *shown : body), true});
   }
   void route(Client& from, const std::string& xml) {
     wire.push_back(xml);
@@ -223,13 +243,57 @@ struct TempDir {
   std::filesystem::path path;
 };
 
-void secure(FakeMuc& muc, const std::vector<std::string>& nicks) {
+void secure(FakeMuc& muc, const std::vector<std::string>& nicks, const std::function<void(Client&)>& setup = {}) {
   std::uint64_t seed = 1;
-  for (const auto& n : nicks) muc.join(muc.add(n, seed++));
+  for (const auto& n : nicks) {
+    Client& c = muc.add(n, seed++);
+    if (setup) setup(c);
+    muc.join(c);
+  }
   for (const auto& n : nicks) muc.command(muc.get(n), {"start"});
   muc.advance(2000);
   for (const auto& n : nicks) REQUIRE(muc.get(n).core->host(kRoom)->phase() == Phase::Established);
 }
+
+using mpotr::test::LocalPadDevice;
+
+std::string jid_of(const std::string& nick) { return nick + "@localhost"; }
+
+// A 1 MiB pad (512 KiB each way) between each pair, ids the bare JIDs, and each member's
+// device over its own pad directory.
+class Pads {
+ public:
+  Pads(std::filesystem::path root, const std::vector<std::pair<std::string, std::string>>& pairs) : m_root(std::move(root)) {
+    SystemRng rng;
+    otp::RngByteSource src(rng);
+    for (const auto& [a, b] : pairs) {
+      REQUIRE(otp::generate_pad(dir(a), jid_of(a), dir(b), jid_of(b), 1 << 20, src).ok());
+    }
+    for (const auto& [a, b] : pairs) {
+      for (const auto& n : {a, b}) {
+        if (!m_devices.contains(n)) m_devices[n] = std::make_unique<LocalPadDevice>(dir(n));
+      }
+    }
+  }
+  LocalPadDevice& device(const std::string& nick) { return *m_devices.at(nick); }
+  // For secure(): the member uses its pads (if it has any).
+  std::function<void(Client&)> attach() {
+    return [this](Client& c) {
+      auto it = m_devices.find(c.nick);
+      if (it != m_devices.end()) c.core->use_pad_device_for_tests(it->second.get());
+    };
+  }
+
+ private:
+  std::string dir(const std::string& nick) const {
+    const auto p = m_root / nick;
+    std::filesystem::create_directories(p);
+    std::filesystem::permissions(p, std::filesystem::perms::owner_all);
+    return p.string();
+  }
+  std::filesystem::path m_root;
+  std::map<std::string, std::unique_ptr<LocalPadDevice>> m_devices;
+};
 
 }  // namespace
 
@@ -404,4 +468,245 @@ TEST_CASE("plugin: tampered and replayed payloads become alerts in the room, nev
   for (auto i = lines_before; i < bob.ui->lines.size(); ++i) CHECK(bob.ui->lines[i].text.rfind("alice: ", 0) != 0);
   // The display hook has nothing to replace for them.
   CHECK_FALSE(bob.core->on_room_message_display(kRoom, "alice", transport::kFallbackBody));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-time-pad mode (spec/otp.md §10)
+
+TEST_CASE("plugin: /mpotr otp arguments split the way Profanity hands them over", "[plugin][otp]") {
+  // Profanity passes at most three arguments, the last one holding the rest of the line.
+  for (const auto& args : {std::vector<std::string>{"otp", "alias", "core bob  carol@localhost"},
+                           std::vector<std::string>{"otp", "alias", "core", "bob", "carol@localhost"}}) {
+    auto parsed = parse_command(args);
+    REQUIRE(parsed.ok());
+    const auto& c = std::get<cmd::Otp>(parsed.value());
+    CHECK(c.action == cmd::Otp::Action::Alias);
+    CHECK(c.name == "core");
+    CHECK(c.members == std::vector<std::string>{"bob", "carol@localhost"});
+  }
+  auto to = parse_command({"otp", "to", "core  see  you at noon "});
+  REQUIRE(to.ok());
+  CHECK(std::get<cmd::Otp>(to.value()).action == cmd::Otp::Action::To);
+  CHECK(std::get<cmd::Otp>(to.value()).name == "core");
+  CHECK(std::get<cmd::Otp>(to.value()).text == "see  you at noon");
+  auto device = parse_command({"otp", "device", "/run/user/1000/my pads/padd.sock"});
+  REQUIRE(device.ok());
+  CHECK(std::get<cmd::Otp>(device.value()).path == "/run/user/1000/my pads/padd.sock");
+  CHECK(std::get<cmd::Otp>(parse_command({"otp", "on"}).value()).action == cmd::Otp::Action::On);
+  CHECK(std::get<cmd::Otp>(parse_command({"otp", "unalias", " core "}).value()).name == "core");
+  CHECK(parse_command({"otp", "device", "/" + std::string(200, 'x')}).error().detail.find("too long") != std::string::npos);
+  CHECK(otp_actions() == std::vector<std::string>{"on", "off", "status", "to", "alias", "unalias", "aliases", "device"});
+}
+
+TEST_CASE("plugin: in OTP mode lines go out sealed with the pads and arrive marked [OTP]", "[plugin][otp]") {
+  TempDir dir;
+  Pads pads(dir.path / "pads", {{"alice", "bob"}, {"alice", "carol"}, {"bob", "carol"}});
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob", "carol"}, pads.attach());
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  Client& carol = muc.get("carol");
+
+  muc.command(alice, {"otp", "on"});
+  CHECK(alice.core->otp_enabled(kRoom));
+  CHECK_FALSE(bob.core->otp_enabled(kRoom));
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: OTP mode on: every line is now encrypted with the one-time pads shared with each member"));
+  CHECK(alice.ui->shows("mpOTR: Pad with bob (bob@localhost): 512 KiB left, about "));
+  CHECK(alice.ui->shows("mpOTR: Pad with carol (carol@localhost): 512 KiB left, about "));
+
+  const auto to_bob = pads.device("alice").send_remaining(jid_of("bob"));
+  CHECK(muc.say(alice, "pads only, please"));
+  // Through the display hook, like any mpOTR line, marked.
+  CHECK(bob.ui->shows_chat("alice: [OTP] pads only, please"));
+  CHECK(carol.ui->shows_chat("alice: [OTP] pads only, please"));
+  CHECK(pads.device("bob").unpackaged == 1);
+  CHECK(pads.device("carol").unpackaged == 1);
+  // Neither the text nor the bundle is on the wire: the bundle travels inside the mpOTR payload.
+  CHECK_FALSE(muc.wire_contains("pads only"));
+  CHECK_FALSE(muc.wire_contains("mpOTR-OTP1"));
+  CHECK(pads.device("alice").packaged == 1);
+  CHECK(pads.device("alice").send_remaining(jid_of("bob")) < to_bob);
+  CHECK_FALSE(alice.ui->shows("pads only"));  // Profanity shows the typed line itself
+  muc.advance(2 * kDefaultHeartbeatMs);
+  CHECK(alice.ui->shows_line(Tone::Good, "✓ delivered to everyone: \"pads only, please\""));
+
+  // Receiving does not need OTP mode on; bob's own lines stay plain mpOTR.
+  CHECK(muc.say(bob, "plain reply"));
+  CHECK(alice.ui->shows_chat("bob: plain reply"));
+  CHECK(carol.ui->shows_chat("bob: plain reply"));
+  CHECK(pads.device("bob").packaged == 0);
+
+  muc.command(alice, {"otp", "status"});
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: OTP mode is on in this room; pad device socket " + muc.no_pad_socket()));
+
+  muc.command(alice, {"otp", "off"});
+  CHECK_FALSE(alice.core->otp_enabled(kRoom));
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: OTP mode off: lines are protected by mpOTR only."));
+  CHECK(muc.say(alice, "back to mpOTR"));
+  CHECK(bob.ui->shows_chat("alice: back to mpOTR"));
+  CHECK(carol.ui->shows_chat("alice: back to mpOTR"));
+  CHECK(pads.device("alice").packaged == 1);
+  CHECK_FALSE(muc.wire_contains("back to mpOTR"));
+}
+
+TEST_CASE("plugin: an OTP line is refused when a member has no pad, an alias reaches its members only", "[plugin][otp]") {
+  TempDir dir;
+  Pads pads(dir.path / "pads", {{"alice", "bob"}, {"bob", "dave"}});
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob", "dave"}, pads.attach());
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  Client& dave = muc.get("dave");
+
+  muc.command(alice, {"otp", "on"});
+  CHECK(alice.core->otp_enabled(kRoom));
+  CHECK(alice.ui->shows_line(Tone::Warning, "mpOTR: No pad shared with dave (dave@localhost): OTP messages cannot be sent while dave is in the session"));
+  CHECK(alice.ui->shows_line(Tone::Warning, "mpOTR: OTP mode on: every line is now encrypted with the one-time pads shared with each member. Lines are refused until every member has a usable pad"));
+
+  const auto wire_before = muc.wire.size();
+  const auto to_bob = pads.device("alice").send_remaining(jid_of("bob"));
+  CHECK_FALSE(muc.say(alice, "secret plan"));
+  CHECK(alice.ui->shows_line(Tone::Warning, "mpOTR: OTP line not sent: no pad shared with dave (dave@localhost): nothing was sent (/mpotr otp off sends with mpOTR only)"));
+  // A client where a cancelled send still sends the original (Profanity >= 0.15): suppressed.
+  CHECK_FALSE(muc.say(alice, "secret plan", /*cancel_sends_original=*/true));
+  CHECK(muc.wire.size() == wire_before);
+  CHECK(pads.device("alice").packaged == 0);
+  CHECK(pads.device("alice").send_remaining(jid_of("bob")) == to_bob);
+  CHECK_FALSE(bob.ui->shows("secret plan"));
+  CHECK_FALSE(dave.ui->shows("secret plan"));
+
+  // An alias of those who have a pad works, OTP mode or not.
+  muc.command(alice, {"otp", "alias", "b bob"});
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: alias b: bob@localhost. /mpotr otp to b <text> sends an OTP line to them only."));
+  CHECK(alice.ui->completion["/mpotr otp to"] == std::vector<std::string>{"b"});
+  muc.command(alice, {"otp", "aliases"});
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: alias b: bob@localhost"));
+  muc.command(alice, {"otp", "off"});
+  const auto dave_chat = dave.ui->chat_lines();
+  muc.command(alice, {"otp", "to", "b only for  bob"});
+  CHECK(bob.ui->shows_chat("alice: [OTP to you] only for  bob"));
+  CHECK(alice.ui->shows_line(Tone::Info, "alice: [OTP to bob] only for  bob"));
+  CHECK(dave.ui->shows_line(Tone::Info, "mpOTR: alice sent an OTP message to bob (not to you)"));
+  CHECK_FALSE(dave.ui->shows("only for"));
+  CHECK(dave.ui->chat_lines() == dave_chat);
+  CHECK_FALSE(muc.wire_contains("only for"));
+  CHECK(pads.device("alice").packaged == 1);
+  CHECK(pads.device("dave").unpackaged == 0);
+
+  muc.command(alice, {"otp", "unalias", "b"});
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: alias b forgotten."));
+  CHECK(alice.ui->completion["/mpotr otp to"].empty());
+  muc.command(alice, {"otp", "to", "b again"});
+  CHECK(alice.ui->shows_line(Tone::Warning, "mpOTR: OTP line not sent: no alias 'b': nothing was sent"));
+  CHECK(pads.device("alice").packaged == 1);
+}
+
+TEST_CASE("plugin: bad /mpotr otp arguments are refused and change nothing", "[plugin][otp]") {
+  TempDir dir;
+  Pads pads(dir.path / "pads", {{"alice", "bob"}});
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"}, pads.attach());
+  Client& alice = muc.get("alice");
+  const std::string usage = std::string("usage: /mpotr otp on|off|status|aliases, /mpotr otp device <path>, ") +
+                            "/mpotr otp alias <name> <nick|jid>..., /mpotr otp unalias <name>, /mpotr otp to <name> <text>";
+  CHECK(kOtpUsage == usage);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"otp"}, "mpOTR: " + usage},
+      {{"otp", "frob"}, "mpOTR: unknown /mpotr otp action 'frob'; " + usage},
+      {{"otp", "on", "now"}, "mpOTR: /mpotr otp on takes no arguments; " + usage},
+      {{"otp", "status", "x"}, "mpOTR: /mpotr otp status takes no arguments; " + usage},
+      {{"otp", "alias", "x"}, "mpOTR: /mpotr otp alias needs a name and at least one nick or JID; " + usage},
+      {{"otp", "unalias"}, "mpOTR: /mpotr otp unalias takes one alias name; " + usage},
+      {{"otp", "unalias", "a b"}, "mpOTR: /mpotr otp unalias takes one alias name; " + usage},
+      {{"otp", "to", "x"}, "mpOTR: /mpotr otp to needs an alias and a text; " + usage},
+      {{"otp", "device"}, "mpOTR: /mpotr otp device needs the socket path of your pad device; " + usage},
+      {{"otp", "device", "padd.sock"}, "mpOTR: the pad device socket must be an absolute path"},
+      {{"otp", "alias", "a/b", "bob"}, "mpOTR: alias not defined: an alias name is 1-32 letters, digits, '-' or '_'"},
+      {{"otp", "alias", "x", "nobody"}, "mpOTR: alias not defined: no member 'nobody' with a known JID"},
+      {{"otp", "alias", "x", "alice"}, "mpOTR: alias not defined: an alias does not include yourself"},
+  };
+  for (const auto& [args, error] : cases) {
+    const auto before = alice.ui->lines.size();
+    muc.command(alice, args);
+    REQUIRE(alice.ui->lines.size() == before + 1);
+    CHECK(alice.ui->lines.back().text == error);
+    CHECK(alice.ui->lines.back().tone == Tone::Warning);
+  }
+  CHECK_FALSE(alice.core->otp_enabled(kRoom));
+  CHECK(alice.core->pad_socket() == muc.no_pad_socket());
+  muc.command(alice, {"otp", "aliases"});
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: no aliases here (/mpotr otp alias <name> <nick|jid>... defines one)."));
+  CHECK(pads.device("alice").packaged == 0);
+
+  // Outside a secured room there is no OTP mode.
+  Client& carol = muc.add("carol", 9);
+  muc.join(carol);
+  muc.command(carol, {"otp", "on"});
+  CHECK(carol.ui->shows_line(Tone::Warning, "mpOTR: this room is not secured; OTP mode works inside an mpOTR session (/mpotr start first)."));
+  CHECK_FALSE(carol.core->otp_enabled(kRoom));
+}
+
+TEST_CASE("plugin: without a reachable pad device OTP mode stays off and OTP lines are not read", "[plugin][otp]") {
+  TempDir dir;
+  Pads pads(dir.path / "pads", {{"alice", "bob"}, {"alice", "carol"}});
+  FakeMuc muc(dir.path);
+  // Only alice's device is in process; bob and carol have none listening.
+  secure(muc, {"alice", "bob", "carol"}, [&](Client& c) {
+    if (c.nick == "alice") c.core->use_pad_device_for_tests(&pads.device("alice"));
+  });
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  Client& carol = muc.get("carol");
+  const std::string socket = muc.no_pad_socket();
+
+  muc.command(bob, {"otp", "on"});
+  CHECK_FALSE(bob.core->otp_enabled(kRoom));
+  CHECK(bob.ui->shows_line(Tone::Warning, "mpOTR: OTP mode not turned on: cannot reach the pad device at " + socket +
+                                              ": cannot connect to " + socket + ": No such file or directory (pad device socket " +
+                                              socket + "; /mpotr otp device <path> changes it)."));
+  // OTP mode stayed off: bob's lines are plain mpOTR.
+  CHECK(muc.say(bob, "still mpOTR"));
+  CHECK(alice.ui->shows_chat("bob: still mpOTR"));
+
+  muc.command(alice, {"otp", "on"});
+  REQUIRE(alice.core->otp_enabled(kRoom));
+  const auto bob_chat = bob.ui->chat_lines();
+  const auto carol_chat = carol.ui->chat_lines();
+  CHECK(muc.say(alice, "unreadable without pads"));
+  // bob asked for the device (so it is configured, but not reachable); carol never did.
+  CHECK(bob.ui->shows_line(Tone::Warning, "mpOTR: The OTP message from alice could not be opened: cannot reach the pad device at " +
+                                              socket + ": cannot connect to " + socket + ": No such file or directory"));
+  CHECK(carol.ui->shows_line(Tone::Warning, "mpOTR: alice sent you an OTP message, but no pad device is connected: it cannot be read "
+                                                "(start mpotr-padd on " + socket + ", or give its socket with /mpotr otp device <path>)"));
+  CHECK(bob.ui->chat_lines() == bob_chat);  // neither the text nor the fallback body is shown
+  CHECK(carol.ui->chat_lines() == carol_chat);
+  CHECK_FALSE(bob.ui->shows("unreadable"));
+  CHECK_FALSE(carol.ui->shows("unreadable"));
+}
+
+TEST_CASE("plugin: OTP mode comes back on when the session restarts after a reconnect", "[plugin][otp]") {
+  TempDir dir;
+  Pads pads(dir.path / "pads", {{"alice", "bob"}});
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"}, pads.attach());
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  muc.command(alice, {"otp", "on"});
+  REQUIRE(alice.core->otp_enabled(kRoom));
+
+  alice.core->on_disconnect(muc.now);
+  CHECK_FALSE(alice.core->otp_enabled(kRoom));
+  alice.in_room = false;
+  alice.ui->lines.clear();
+  alice.core->on_connect(alice.full_jid, muc.now);
+  muc.join(alice);
+  muc.advance(2000);
+  REQUIRE(alice.core->host(kRoom)->phase() == Phase::Established);
+  CHECK(alice.core->otp_enabled(kRoom));
+  CHECK(alice.ui->shows_line(Tone::Info, "mpOTR: OTP mode is on again in this room (you turned it on before the session restarted)."));
+  // Pads are checked once the new session is secure.
+  CHECK(alice.ui->shows("mpOTR: Pad with bob (bob@localhost): 512 KiB left, about "));
+  CHECK(muc.say(alice, "still on pads"));
+  CHECK(bob.ui->shows_chat("alice: [OTP] still on pads"));
+  CHECK(pads.device("alice").packaged == 1);
 }
