@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "mpotr/otp/packet.h"
+#include "otp/device/rpc_pad_device.h"
 #include "padd_harness.h"
 
 using namespace padd_test;
@@ -109,4 +110,41 @@ TEST_CASE("padd: one confirmation covers the whole group message", "[otp][device
   check_error(call(a, package_group_req(2, {"bob", "carol"}, "refused")), "invalid_state", "refused");
   CHECK(send_remaining(a, "bob") == before);
   ::close(answers[1]);
+}
+
+TEST_CASE("RpcPadDevice: the chat's view of real devices, errors keep their codes", "[otp][device]") {
+  Trio t;
+  Daemon alice(t.dir("alice"), t.alice_sock);
+  Daemon bob(t.dir("bob"), t.bob_sock);
+  mpotr::otp::device::RpcPadDevice a(t.alice_sock);
+  mpotr::otp::device::RpcPadDevice b(t.bob_sock);
+
+  auto st = a.status();
+  REQUIRE(st.ok());
+  CHECK(st->me == "alice");
+  REQUIRE(st->contacts.size() == 2);
+  CHECK(st->contacts[0].contact == "bob");
+  CHECK(st->contacts[0].health == "healthy");
+
+  auto sealed = a.package_group({"bob", "carol"}, mpotr::as_bytes(std::string("via rpc")));
+  REQUIRE(sealed.ok());
+  CHECK(sealed->group.recipients == std::vector<std::string>{"alice", "bob", "carol"});
+  REQUIRE(sealed->packets.size() == 2);
+  auto opened = b.unpackage("alice", mpotr::view(sealed->packets[0].packet));
+  REQUIRE(opened.ok());
+  CHECK(std::string(opened->body.view().begin(), opened->body.view().end()) == "via rpc");
+  CHECK(opened->type == mpotr::otp::MessageType::Group);
+  CHECK(opened->group == sealed->group);
+
+  // The daemon's error codes come back as the project's ErrorCodes.
+  auto replay = b.unpackage("alice", mpotr::view(sealed->packets[0].packet));
+  REQUIRE_FALSE(replay.ok());
+  CHECK((replay.error().code == mpotr::ErrorCode::Replay || replay.error().code == mpotr::ErrorCode::Duplicate));
+  auto nobody = a.package_group({"dave"}, mpotr::as_bytes(std::string("x")));
+  CHECK(nobody.error().code == mpotr::ErrorCode::InvalidArgument);
+  CHECK(nobody.error().detail == "pad device: no pad shared with dave");
+  mpotr::otp::device::RpcPadDevice gone(t.root.path() + "/nothing-here.sock");
+  auto unreachable = gone.status();
+  CHECK(unreachable.error().code == mpotr::ErrorCode::Storage);
+  CHECK(unreachable.error().detail.find("cannot reach the pad device at") == 0);
 }
