@@ -11,6 +11,17 @@ namespace {
 
 Error inconsistent(const std::string& why) { return make_error(ErrorCode::Storage, "pad state inconsistent: " + why); }
 
+// The next n bytes from ptr in our direction (A upward from 0, B downward from the end); ptr
+// moves past them. Callers have checked that n bytes are there.
+Range advance(std::uint64_t& ptr, std::uint64_t n, Role me) {
+  if (me == Role::A) {
+    ptr += n;
+    return {ptr - n, ptr};
+  }
+  ptr -= n;
+  return {ptr, ptr + n};
+}
+
 }  // namespace
 
 Result<PadState> initial_state(const PadId& id, Role me, std::uint64_t size, std::uint64_t fence) {
@@ -88,13 +99,7 @@ Result<Reservation> reserve_block(const PadState& s, std::uint64_t want) {
   if (avail == 0) return make_error(ErrorCode::LimitExceeded, "pad exhausted: no bytes left in our half");
   const std::uint64_t n = std::min(want, avail);
   Reservation r{s, {}};
-  if (s.me == Role::A) {
-    r.block = {s.reserve_ptr, s.reserve_ptr + n};
-    r.state.reserve_ptr += n;
-  } else {
-    r.block = {s.reserve_ptr - n, s.reserve_ptr};
-    r.state.reserve_ptr -= n;
-  }
+  r.block = advance(r.state.reserve_ptr, n, s.me);
   // Enough sequence numbers for the most messages this block could carry (cumulatively, see
   // spec/otp.md O-12), so seq never repeats after a restart either.
   const std::uint64_t more = n / kMinPadCost + 1;
@@ -111,13 +116,7 @@ Result<Taken> take(const PadState& s, std::uint64_t len) {
   if (reserved_bytes(s) < len) return make_error(ErrorCode::InvalidState, "not enough reserved pad: reserve a block first");
   if (s.next_seq >= s.seq_reserved) return make_error(ErrorCode::InvalidState, "no reserved sequence number");
   Taken t{s, {}, s.next_seq};
-  if (s.me == Role::A) {
-    t.region = {s.send_ptr, s.send_ptr + len};
-    t.state.send_ptr += len;
-  } else {
-    t.region = {s.send_ptr - len, s.send_ptr};
-    t.state.send_ptr -= len;
-  }
+  t.region = advance(t.state.send_ptr, len, s.me);
   t.state.next_seq += 1;
   return t;
 }

@@ -5,6 +5,11 @@
 #include <set>
 
 namespace mpotr::otp::device {
+namespace {
+
+Packaged packaged(SentPacket sent) { return Packaged{std::move(sent.packet), sent.region.begin, sent.region.size()}; }
+
+}  // namespace
 
 Result<std::unique_ptr<StoreService>> StoreService::open(const std::string& dir, std::uint64_t reserve_block) {
   MPOTR_TRY(auto ids, list_pads(dir));
@@ -92,11 +97,7 @@ Result<Packaged> StoreService::package(const std::string& contact, ByteView mess
   auto sent = best->send_package(msg);
   secure_zero(msg.body.data(), msg.body.size());
   if (!sent) return std::move(sent).error();
-  Packaged out;
-  out.packet = std::move(sent->packet);
-  out.offset = sent->region.begin;
-  out.pad_bytes = sent->region.size();
-  return out;
+  return packaged(std::move(sent).value());
 }
 
 Result<StoreService::GroupPlan> StoreService::plan_group(const std::vector<std::string>& to,
@@ -181,11 +182,7 @@ Result<GroupPackaged> StoreService::package_group(const std::vector<std::string>
       e.detail = to[i] + ": " + e.detail;
       return e;
     }
-    Packaged p;
-    p.packet = std::move(sent->packet);
-    p.offset = sent->region.begin;
-    p.pad_bytes = sent->region.size();
-    out.copies.emplace_back(to[i], std::move(p));
+    out.copies.emplace_back(to[i], packaged(std::move(sent).value()));
   }
   secure_zero(msg.body.data(), msg.body.size());
   return out;

@@ -70,10 +70,16 @@ Result<std::optional<Bundle>> decode_bundle_text(std::string_view text) {
   return std::optional<Bundle>(std::move(b));
 }
 
-std::size_t bundle_text_size(const std::vector<std::pair<std::size_t, std::size_t>>& id_and_packet_sizes) {
-  std::size_t raw = 2;
+std::size_t bundle_raw_size(const std::vector<std::pair<std::size_t, std::size_t>>& id_and_packet_sizes) {
+  std::size_t raw = 2;  // version, count
   for (const auto& [id, packet] : id_and_packet_sizes) raw += 1 + id + 4 + packet;
-  return kBundlePrefix.size() + 4 * ((raw + 2) / 3);
+  return raw;
+}
+
+std::size_t bundle_text_size(std::size_t raw_size) { return kBundlePrefix.size() + 4 * ((raw_size + 2) / 3); }
+
+std::size_t bundle_raw_capacity(std::size_t text_size) {
+  return text_size < kBundlePrefix.size() ? 0 : (text_size - kBundlePrefix.size()) / 4 * 3;
 }
 
 }  // namespace mpotr::otp

@@ -54,6 +54,20 @@ std::vector<MemberInfo> others_of(const SessionInfo& s) {
   return out;
 }
 
+// The recipient set of a group message: us and the members it goes to, sorted (O-27).
+std::vector<std::string> recipient_set(const MemberInfo& self, const std::vector<MemberInfo>& to) {
+  std::vector<std::string> r{self.jid};
+  for (const auto& m : to) r.push_back(m.jid);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+const DeviceContact* find_contact(const DeviceStatus& status, std::string_view jid) {
+  const auto it = std::find_if(status.contacts.begin(), status.contacts.end(),
+                               [&](const DeviceContact& c) { return c.contact == jid; });
+  return it == status.contacts.end() ? nullptr : &*it;
+}
+
 // Pad bytes one copy of a group message costs, and its packet length.
 Result<std::size_t> group_cost(const std::vector<std::string>& recipients, std::size_t body_len) {
   Plaintext probe;
@@ -93,16 +107,12 @@ Result<PadReport> OtpRoomMode::check(const RoomHost& host) {
     return report;
   }
   const auto others = others_of(*session);
-  std::vector<std::string> recipients{self.jid};
-  for (const auto& m : others) recipients.push_back(m.jid);
-  std::sort(recipients.begin(), recipients.end());
-  MPOTR_TRY(std::size_t typical, group_cost(recipients, kTypicalMessageLen));
+  MPOTR_TRY(std::size_t typical, group_cost(recipient_set(self, others), kTypicalMessageLen));
   bool all_ok = !others.empty();
   for (const auto& m : others) {
-    const auto it = std::find_if(status.contacts.begin(), status.contacts.end(),
-                                 [&](const DeviceContact& c) { return c.contact == m.jid; });
+    const DeviceContact* it = find_contact(status, m.jid);
     const std::string who = m.nick + " (" + m.jid + ")";
-    if (it == status.contacts.end()) {
+    if (it == nullptr) {
       all_ok = false;
       report.notices.push_back(notice("otp_pads", Severity::Warning,
                                       "No pad shared with " + who + ": OTP messages cannot be sent while " + m.nick +
@@ -173,21 +183,17 @@ Result<std::string> OtpRoomMode::seal(const RoomHost& host, std::string_view tex
   if (text.size() > kMaxBody) {
     return make_error(ErrorCode::LimitExceeded, "an OTP message holds at most " + std::to_string(kMaxBody) + " bytes");
   }
-  std::vector<std::string> recipients{self.jid};
-  for (const auto& m : to) recipients.push_back(m.jid);
-  std::sort(recipients.begin(), recipients.end());
+  const std::vector<std::string> recipients = recipient_set(self, to);
   MPOTR_TRY(std::size_t cost, group_cost(recipients, text.size()));
 
   // The bundle must fit in one mpOTR message: say how long a line may be, before any pad is used.
-  std::vector<std::pair<std::size_t, std::size_t>> sizes;
-  std::size_t fixed_raw = 2;
-  for (const auto& m : to) {
-    sizes.emplace_back(m.jid.size(), kPacketOverhead + (cost - kMacKeySize));
-    fixed_raw += 1 + m.jid.size() + 4 + kPacketOverhead + (cost - kMacKeySize - text.size());
-  }
-  if (bundle_text_size(sizes) > kMaxTextLen) {
-    const std::size_t raw_max = (kMaxTextLen - kBundlePrefix.size()) / 4 * 3;
-    const std::size_t body_max = raw_max > fixed_raw ? (raw_max - fixed_raw) / to.size() : 0;
+  // Each byte of the line adds one byte to every copy.
+  std::vector<std::pair<std::size_t, std::size_t>> empty_copies;
+  for (const auto& m : to) empty_copies.emplace_back(m.jid.size(), kPacketOverhead + cost - kMacKeySize - text.size());
+  const std::size_t raw_without_text = bundle_raw_size(empty_copies);
+  if (bundle_text_size(raw_without_text + to.size() * text.size()) > kMaxTextLen) {
+    const std::size_t raw_max = bundle_raw_capacity(kMaxTextLen);
+    const std::size_t body_max = raw_max > raw_without_text ? (raw_max - raw_without_text) / to.size() : 0;
     return make_error(ErrorCode::LimitExceeded, "too long for an OTP message to " + std::to_string(to.size()) +
                                                     " members: at most " + std::to_string(body_max) +
                                                     " bytes (nothing was sent)");
@@ -200,10 +206,9 @@ Result<std::string> OtpRoomMode::seal(const RoomHost& host, std::string_view tex
                                                       self.jid + " in this room: nothing was sent");
   }
   for (const auto& m : to) {
-    const auto it = std::find_if(status.contacts.begin(), status.contacts.end(),
-                                 [&](const DeviceContact& c) { return c.contact == m.jid; });
+    const DeviceContact* it = find_contact(status, m.jid);
     const std::string who = m.nick + " (" + m.jid + ")";
-    if (it == status.contacts.end()) {
+    if (it == nullptr) {
       return make_error(ErrorCode::InvalidArgument, "no pad shared with " + who +
                                                         ": nothing was sent (/otp off sends with mpOTR only)");
     }

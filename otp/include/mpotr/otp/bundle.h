@@ -42,8 +42,11 @@ Result<std::string> encode_bundle_text(Bundle bundle);
 // prefix, every deviation is an error: DecodeBadValue (base64, order, empty id, packet length
 // below the minimum), DecodeBadVersion, DecodeTruncated, DecodeOversize, DecodeTrailingBytes.
 Result<std::optional<Bundle>> decode_bundle_text(std::string_view text);
-// Length of encode_bundle_text's result for copies of these packet sizes, without building it
-// (for the size pre-check before any pad is used).
-std::size_t bundle_text_size(const std::vector<std::pair<std::size_t, std::size_t>>& id_and_packet_sizes);
+// Sizes without building a bundle (for the size pre-check before any pad is used): the binary
+// bundle for copies of these (recipient id, packet) sizes; the text encode_bundle_text makes of
+// `raw_size` bytes; and the most bundle bytes a text of `text_size` characters can hold.
+std::size_t bundle_raw_size(const std::vector<std::pair<std::size_t, std::size_t>>& id_and_packet_sizes);
+std::size_t bundle_text_size(std::size_t raw_size);
+std::size_t bundle_raw_capacity(std::size_t text_size);
 
 }  // namespace mpotr::otp
