@@ -157,8 +157,13 @@ Result<PadReport> OtpRoomMode::enable(const RoomHost& host) {
 }
 
 Result<std::string> OtpRoomMode::seal(const RoomHost& host, std::string_view text, std::string_view alias_name) {
+  // The phase, not just a session: a session that is closing or being replaced would refuse the
+  // bundle after the device had used pad for it.
   const auto session = host.session();
-  if (!session) return make_error(ErrorCode::NotReady, "no secure session yet: nothing was sent");
+  if (!session || host.phase() != Phase::Established) {
+    return make_error(ErrorCode::NotReady, "the session is not secure yet (" + std::string(to_string(host.phase())) +
+                                               "). Nothing leaves unencrypted; send it again once the session is secure");
+  }
   if (m_device == nullptr) return make_error(ErrorCode::InvalidState, "no pad device connected: nothing was sent");
   const auto& self = session->members[session->self_index];
   const auto members = others_of(*session);

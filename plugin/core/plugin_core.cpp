@@ -865,13 +865,6 @@ void PluginCore::use_pad_device_for_tests(otp::PadDevice* device) {
 }
 
 bool PluginCore::send_otp(Room& r, std::string_view text, std::string_view alias, TimeMs now, std::vector<Notice>* mine) {
-  if (r.host->phase() != Phase::Established) {
-    // Checked here so that no pad is used for a line the session would refuse.
-    show(r.jid, Tone::Warning, "mpOTR: OTP line not sent: the session is not secure yet (" +
-                                   std::string(to_string(r.host->phase())) +
-                                   "). Nothing leaves unencrypted; send it again once the session is secure.");
-    return false;
-  }
   auto sealed = r.otp->seal(*r.host, text, alias);
   if (!sealed.ok()) {
     show(r.jid, Tone::Warning, "mpOTR: OTP line not sent: " + plugin_wording(sealed.error().detail));

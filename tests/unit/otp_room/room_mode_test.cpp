@@ -322,6 +322,21 @@ TEST_CASE("OTP room: no session, no device: refused with the reason", "[otp][roo
   CHECK_FALSE(mode.enabled());
   CHECK(mode.seal(*alone.host, "hi").error().code == ErrorCode::NotReady);
   OtpRoom r({"alice", "bob"}, {{"alice", "bob", 1 << 20}});
+  {
+    // bob closes the session: alice's still exists, closing, and would refuse the bundle, so no
+    // pad is used for it.
+    OtpRoom leaving({"alice", "bob"}, {{"alice", "bob", 1 << 20}});
+    auto& alice = leaving.c("alice");
+    auto& bob = leaving.c("bob");
+    leaving.muc.absorb(bob, bob.host->leave(leaving.muc.now, *bob.rng));
+    leaving.muc.run();
+    REQUIRE(alice.host->session().has_value());
+    REQUIRE(alice.host->phase() != Phase::Established);
+    auto refused = leaving.modes["alice"].seal(*alice.host, "too late");
+    CHECK(refused.error().code == ErrorCode::NotReady);
+    CHECK(refused.error().detail.find("the session is not secure yet (") == 0);
+    CHECK(leaving.devices["alice"]->packaged == 0);
+  }
   OtpRoomMode no_device;
   auto s = no_device.seal(*r.c("alice").host, "hi");
   CHECK(s.error().code == ErrorCode::InvalidState);
