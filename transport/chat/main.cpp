@@ -336,13 +336,7 @@ class Chat {
     if (const auto* send = std::get_if<SendText>(&command)) {
       if (m_otp.enabled()) {
         // OTP mode never falls back: a line that cannot go out under the pads is not sent.
-        auto sealed = m_otp.seal(m_client.host(), send->text);
-        if (!sealed.ok()) {
-          report_error("Not sent (OTP mode): " + sealed.error().detail, id, now);
-          return;
-        }
-        ok(command, id, now);
-        m_client.send_text(sealed.value(), now);
+        send_sealed(command, send->text, {}, "Not sent (OTP mode): ", id, now);
         return;
       }
       ok(command, id, now);
@@ -416,6 +410,19 @@ class Chat {
     }
   }
 
+  // Seals `text` for everyone (or an alias) through the pad device and sends the bundle; a
+  // refusal is reported with its reason and nothing is sent.
+  void send_sealed(const Command& command, std::string_view text, std::string_view alias, std::string_view refusal,
+                   const nlohmann::json& id, TimeMs now) {
+    auto sealed = m_otp.seal(m_client.host(), text, alias);
+    if (!sealed.ok()) {
+      report_error(std::string(refusal) + sealed.error().detail, id, now);
+      return;
+    }
+    ok(command, id, now);
+    m_client.send_text(sealed.value(), now);
+  }
+
   void run_otp(const OtpCommand& c, const nlohmann::json& id, TimeMs now) {
     using Action = OtpCommand::Action;
     const auto& host = m_client.host();
@@ -478,16 +485,9 @@ class Chat {
         }
         return;
       }
-      case Action::To: {
-        auto sealed = m_otp.seal(host, c.text, c.name);
-        if (!sealed.ok()) {
-          report_error("Not sent (OTP): " + sealed.error().detail, id, now);
-          return;
-        }
-        ok(generic, id, now);
-        m_client.send_text(sealed.value(), now);
+      case Action::To:
+        send_sealed(generic, c.text, c.name, "Not sent (OTP): ", id, now);
         return;
-      }
     }
   }
 
