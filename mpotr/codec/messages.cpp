@@ -7,6 +7,24 @@
 
 namespace mpotr::codec {
 
+bool MemberSet::empty() const noexcept {
+  for (std::uint8_t b : bits) {
+    if (b != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::size_t MemberSet::bound() const noexcept {
+  for (std::size_t i = kMaxMembers; i-- > 0;) {
+    if (test(i)) {
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
 namespace {
 
 Error field_error(Error e, std::string_view field) {
@@ -37,6 +55,22 @@ Result<Point> read_point(Reader& r, std::string_view field) {
   return p;
 }
 
+// A count of transcript entries (seq, ack, final count): at most kMaxMessagesPerSession, so no
+// number a member signs can make a receiver work or allocate beyond a message's worth.
+Result<std::uint32_t> check_count(std::uint32_t v, std::string_view field) {
+  if (v > kMaxMessagesPerSession) {
+    return make_error(ErrorCode::DecodeBadValue,
+                      std::string(field) + ": " + std::to_string(v) + " exceeds " + std::to_string(kMaxMessagesPerSession));
+  }
+  return v;
+}
+
+Result<MemberSet> read_member_set(Reader& r, std::string_view field) {
+  MemberSet s;
+  MPOTR_TRY(s.bits, named(r.array<kMemberSetLen>(), field));
+  return s;
+}
+
 Result<Offer> decode_offer(Reader& r) {
   Offer m;
   MPOTR_TRY(m.roster_digest, named(r.array<32>(), "roster_digest"));
@@ -58,6 +92,8 @@ Result<KeyShare> decode_key_share(Reader& r) {
   MPOTR_TRY(m.session_id, named(r.array<32>(), "session_id"));
   MPOTR_TRY(m.sender, named(r.u8(), "sender"));
   MPOTR_TRY(m.elgamal_r, read_point(r, "elgamal_r"));
+  MPOTR_TRY(m.commit, named(r.array<32>(), "commit"));
+  MPOTR_TRY(m.refused, read_member_set(r, "refused"));
   MPOTR_TRY(std::uint8_t count, named(r.u8(), "count"));
   if (count == 0) {
     return make_error(ErrorCode::DecodeBadValue, "count: no shares");
@@ -82,6 +118,23 @@ Result<Attest> decode_attest(Reader& r) {
   return m;
 }
 
+Result<Accuse> decode_accuse(Reader& r) {
+  Accuse m;
+  MPOTR_TRY(m.session_id, named(r.array<32>(), "session_id"));
+  MPOTR_TRY(m.sender, named(r.u8(), "sender"));
+  MPOTR_TRY(m.accused, named(r.u8(), "accused"));
+  if (m.accused == m.sender) {
+    return make_error(ErrorCode::DecodeBadValue, "accused: the sender accuses itself");
+  }
+  MPOTR_TRY(m.dh_private, named(r.array<32>(), "dh_private"));
+  MPOTR_TRY(ByteView ks, named(r.vec16(kMaxWireMessageLen), "key_share"));
+  if (ks.empty()) {
+    return make_error(ErrorCode::DecodeBadValue, "key_share: empty");
+  }
+  m.key_share.assign(ks.begin(), ks.end());
+  return m;
+}
+
 Result<Data> decode_data(Reader& r, MessageType type) {
   Data m;
   m.type = type;
@@ -91,6 +144,7 @@ Result<Data> decode_data(Reader& r, MessageType type) {
   if (m.seq == 0) {
     return make_error(ErrorCode::DecodeBadValue, "seq: 0");
   }
+  MPOTR_CHECK(check_count(m.seq, "seq"));
   MPOTR_TRY(std::uint8_t count, named(r.u8(), "ack_count"));
   if (count == 0) {
     return make_error(ErrorCode::DecodeBadValue, "ack_count: no acknowledgements");
@@ -101,6 +155,7 @@ Result<Data> decode_data(Reader& r, MessageType type) {
   m.acks.resize(count);
   for (auto& ack : m.acks) {
     MPOTR_TRY(ack, named(r.varint(), "acks"));
+    MPOTR_CHECK(check_count(ack, "acks"));
   }
   MPOTR_TRY(m.view_digest, named(r.array<32>(), "view_digest"));
   MPOTR_TRY(ByteView ct, named(r.vec16(kMaxTextLen), "ciphertext"));
@@ -119,6 +174,7 @@ Result<Shutdown> decode_shutdown(Reader& r) {
   MPOTR_TRY(m.session_tag, named(r.array<kSessionTagLen>(), "session_tag"));
   MPOTR_TRY(m.sender, named(r.u8(), "sender"));
   MPOTR_TRY(m.final_count, named(r.u32(), "final_count"));
+  MPOTR_CHECK(check_count(m.final_count, "final_count"));
   return m;
 }
 
@@ -134,6 +190,7 @@ Result<End> decode_end(Reader& r) {
   End m;
   MPOTR_TRY(m.session_tag, named(r.array<kSessionTagLen>(), "session_tag"));
   MPOTR_TRY(m.sender, named(r.u8(), "sender"));
+  MPOTR_TRY(m.present, read_member_set(r, "present"));
   MPOTR_TRY(m.digests_hash, named(r.array<32>(), "digests_hash"));
   return m;
 }
@@ -146,20 +203,39 @@ Result<KeyReveal> decode_key_reveal(Reader& r) {
   return m;
 }
 
+Result<Quit> decode_quit(Reader& r) {
+  Quit m;
+  MPOTR_TRY(m.session_tag, named(r.array<kSessionTagLen>(), "session_tag"));
+  MPOTR_TRY(m.sender, named(r.u8(), "sender"));
+  MPOTR_TRY(m.final_count, named(r.u32(), "final_count"));
+  MPOTR_CHECK(check_count(m.final_count, "final_count"));
+  return m;
+}
+
 // Reads the trailing signature of a signed message and records where the signed part ends.
 template <class M>
 Result<Decoded> finish_signed(Reader& r, M m) {
   const std::size_t signed_len = r.position();
   MPOTR_TRY(m.signature, named(r.array<crypto::kSignatureLen>(), "signature"));
   MPOTR_CHECK(r.expect_end());
-  return Decoded{Message{std::move(m)}, signed_len};
+  return Decoded{Message{std::move(m)}, signed_len, 0};
+}
+
+// The same for messages that carry the group MAC before their signature.
+template <class M>
+Result<Decoded> finish_authed(Reader& r, M m) {
+  const std::size_t mac_len = r.position();
+  MPOTR_TRY(m.mac, named(r.array<kMacLen>(), "mac"));
+  MPOTR_TRY(Decoded d, finish_signed(r, std::move(m)));
+  d.mac_len = mac_len;
+  return d;
 }
 
 template <class M>
 Result<Decoded> finish_unsigned(Reader& r, M m) {
   MPOTR_CHECK(r.expect_end());
   const std::size_t len = r.position();
-  return Decoded{Message{std::move(m)}, len};
+  return Decoded{Message{std::move(m)}, len, 0};
 }
 
 void write_data_body(Writer& w, const Data& m) {
@@ -170,8 +246,8 @@ void write_data_body(Writer& w, const Data& m) {
   w.bytes(view(m.view_digest)).vec16(view(m.ciphertext));
 }
 
-Bytes with_signature(Bytes body, const Signature& sig) {
-  append(body, view(sig));
+Bytes with_tail(Bytes body, ByteView tail) {
+  append(body, tail);
   return body;
 }
 
@@ -188,12 +264,14 @@ Result<MessageType> peek_type(ByteView payload) {
     case MessageType::Offer:
     case MessageType::KeyShare:
     case MessageType::Attest:
+    case MessageType::Accuse:
     case MessageType::Data:
     case MessageType::Heartbeat:
     case MessageType::Shutdown:
     case MessageType::Digest:
     case MessageType::End:
     case MessageType::KeyReveal:
+    case MessageType::Quit:
       return static_cast<MessageType>(type);
   }
   return make_error(ErrorCode::DecodeUnknownType, "type 0x" + to_hex(ByteView(&type, 1)));
@@ -219,26 +297,34 @@ Result<Decoded> decode(ByteView payload) {
       MPOTR_TRY(Attest m, decode_attest(r));
       return finish_signed(r, std::move(m));
     }
+    case MessageType::Accuse: {
+      MPOTR_TRY(Accuse m, decode_accuse(r));
+      return finish_signed(r, std::move(m));
+    }
     case MessageType::Data:
     case MessageType::Heartbeat: {
       MPOTR_TRY(Data m, decode_data(r, type));
-      return finish_signed(r, std::move(m));
+      return finish_authed(r, std::move(m));
     }
     case MessageType::Shutdown: {
       MPOTR_TRY(Shutdown m, decode_shutdown(r));
-      return finish_signed(r, std::move(m));
+      return finish_authed(r, std::move(m));
     }
     case MessageType::Digest: {
       MPOTR_TRY(Digest m, decode_digest(r));
-      return finish_signed(r, std::move(m));
+      return finish_authed(r, std::move(m));
     }
     case MessageType::End: {
       MPOTR_TRY(End m, decode_end(r));
-      return finish_signed(r, std::move(m));
+      return finish_authed(r, std::move(m));
     }
     case MessageType::KeyReveal: {
       MPOTR_TRY(KeyReveal m, decode_key_reveal(r));
       return finish_unsigned(r, std::move(m));
+    }
+    case MessageType::Quit: {
+      MPOTR_TRY(Quit m, decode_quit(r));
+      return finish_authed(r, std::move(m));
     }
   }
   return make_error(ErrorCode::Internal, "unhandled message type");
@@ -252,8 +338,9 @@ Bytes encode(const Offer& m) {
 }
 
 Bytes encode_signed_part(const KeyShare& m) {
-  Writer w = header(MessageType::KeyShare, 2 + 32 + 1 + 65 + 1 + 64 * m.shares.size() + 64);
-  w.bytes(view(m.session_id)).u8(m.sender).bytes(view(m.elgamal_r)).u8(static_cast<std::uint8_t>(m.shares.size()));
+  Writer w = header(MessageType::KeyShare, 2 + 32 + 1 + 65 + 32 + kMemberSetLen + 1 + 64 * m.shares.size() + 64);
+  w.bytes(view(m.session_id)).u8(m.sender).bytes(view(m.elgamal_r)).bytes(view(m.commit)).bytes(view(m.refused.bits));
+  w.u8(static_cast<std::uint8_t>(m.shares.size()));
   for (const auto& share : m.shares) {
     w.bytes(view(share.mac)).bytes(view(share.secret_ct));
   }
@@ -266,36 +353,56 @@ Bytes encode_signed_part(const Attest& m) {
   return std::move(w).take();
 }
 
-Bytes encode_signed_part(const Data& m) {
-  Writer w = header(m.type, 2 + 8 + 1 + 4 + 1 + 3 * m.acks.size() + 32 + 2 + m.ciphertext.size() + 64);
+Bytes encode_signed_part(const Accuse& m) {
+  Writer w = header(MessageType::Accuse, 2 + 32 + 1 + 1 + 32 + 2 + m.key_share.size() + 64);
+  w.bytes(view(m.session_id)).u8(m.sender).u8(m.accused).bytes(view(m.dh_private)).vec16(view(m.key_share));
+  return std::move(w).take();
+}
+
+Bytes encode_mac_part(const Data& m) {
+  Writer w = header(m.type, 2 + 8 + 1 + 4 + 1 + 3 * m.acks.size() + 32 + 2 + m.ciphertext.size() + kMacLen + 64);
   write_data_body(w, m);
   return std::move(w).take();
 }
 
-Bytes encode_signed_part(const Shutdown& m) {
-  Writer w = header(MessageType::Shutdown, 2 + 8 + 1 + 4 + 64);
+Bytes encode_mac_part(const Shutdown& m) {
+  Writer w = header(MessageType::Shutdown, 2 + 8 + 1 + 4 + kMacLen + 64);
   w.bytes(view(m.session_tag)).u8(m.sender).u32(m.final_count);
   return std::move(w).take();
 }
 
-Bytes encode_signed_part(const Digest& m) {
-  Writer w = header(MessageType::Digest, 2 + 8 + 1 + 32 + 64);
+Bytes encode_mac_part(const Digest& m) {
+  Writer w = header(MessageType::Digest, 2 + 8 + 1 + 32 + kMacLen + 64);
   w.bytes(view(m.session_tag)).u8(m.sender).bytes(view(m.transcript_digest));
   return std::move(w).take();
 }
 
-Bytes encode_signed_part(const End& m) {
-  Writer w = header(MessageType::End, 2 + 8 + 1 + 32 + 64);
-  w.bytes(view(m.session_tag)).u8(m.sender).bytes(view(m.digests_hash));
+Bytes encode_mac_part(const End& m) {
+  Writer w = header(MessageType::End, 2 + 8 + 1 + kMemberSetLen + 32 + kMacLen + 64);
+  w.bytes(view(m.session_tag)).u8(m.sender).bytes(view(m.present.bits)).bytes(view(m.digests_hash));
   return std::move(w).take();
 }
 
-Bytes encode(const KeyShare& m) { return with_signature(encode_signed_part(m), m.signature); }
-Bytes encode(const Attest& m) { return with_signature(encode_signed_part(m), m.signature); }
-Bytes encode(const Data& m) { return with_signature(encode_signed_part(m), m.signature); }
-Bytes encode(const Shutdown& m) { return with_signature(encode_signed_part(m), m.signature); }
-Bytes encode(const Digest& m) { return with_signature(encode_signed_part(m), m.signature); }
-Bytes encode(const End& m) { return with_signature(encode_signed_part(m), m.signature); }
+Bytes encode_mac_part(const Quit& m) {
+  Writer w = header(MessageType::Quit, 2 + 8 + 1 + 4 + kMacLen + 64);
+  w.bytes(view(m.session_tag)).u8(m.sender).u32(m.final_count);
+  return std::move(w).take();
+}
+
+Bytes encode_signed_part(const Data& m) { return with_tail(encode_mac_part(m), view(m.mac)); }
+Bytes encode_signed_part(const Shutdown& m) { return with_tail(encode_mac_part(m), view(m.mac)); }
+Bytes encode_signed_part(const Digest& m) { return with_tail(encode_mac_part(m), view(m.mac)); }
+Bytes encode_signed_part(const End& m) { return with_tail(encode_mac_part(m), view(m.mac)); }
+Bytes encode_signed_part(const Quit& m) { return with_tail(encode_mac_part(m), view(m.mac)); }
+
+Bytes encode(const KeyShare& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const Attest& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const Accuse& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const Data& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const Shutdown& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const Digest& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const End& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
+Bytes encode(const Quit& m) { return with_tail(encode_signed_part(m), view(m.signature)); }
 
 Bytes encode(const KeyReveal& m) {
   Writer w = header(MessageType::KeyReveal, 2 + 8 + 1 + 32);
@@ -308,12 +415,14 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::Offer: return "offer";
     case MessageType::KeyShare: return "key_share";
     case MessageType::Attest: return "attest";
+    case MessageType::Accuse: return "accuse";
     case MessageType::Data: return "data";
     case MessageType::Heartbeat: return "heartbeat";
     case MessageType::Shutdown: return "shutdown";
     case MessageType::Digest: return "digest";
     case MessageType::End: return "end";
     case MessageType::KeyReveal: return "key_reveal";
+    case MessageType::Quit: return "quit";
   }
   return "unknown";
 }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The wire messages of mpOTR v1 (spec/mpotr.md §4). Layouts are given in TLS presentation
+// The wire messages of mpOTR v2 (spec/mpotr.md §4). Layouts are given in TLS presentation
 // language above each struct; integers are big-endian; points are uncompressed P-256 (65 bytes).
 //
 // Every message starts with:
-//   uint8 version;   /* = 1, anything else is DecodeBadVersion */
+//   uint8 version;   /* = 2, anything else is DecodeBadVersion */
 //   uint8 type;      /* MessageType, anything else is DecodeUnknownType */
 // Decoding is structural and strict (bounded fields, no trailing bytes); cryptographic checks
 // (point validity, MACs, signatures) are the engine's, over the exact received bytes.
@@ -26,18 +26,36 @@ enum class MessageType : std::uint8_t {
   Offer = 0x01,      // setup round 1
   KeyShare = 0x02,   // setup round 2
   Attest = 0x03,     // setup round 3
+  Accuse = 0x04,     // setup: proof that a member sent us a bad MAC or an inconsistent secret
   Data = 0x10,       // chat message
   Heartbeat = 0x11,  // acknowledgement-only transcript entry
   Shutdown = 0x20,   // shutdown round 1: no more messages from me
   Digest = 0x21,     // shutdown round 2: my final transcript digest
   KeyReveal = 0x22,  // shutdown round 4: my ephemeral signing private key
   End = 0x23,        // shutdown round 3: I hold every member's digest (the paper's "end")
+  Quit = 0x24,       // I leave this session without finishing it and accept nothing more in it
 };
 
 inline constexpr std::size_t kSessionTagLen = 8;
+inline constexpr std::size_t kMacLen = 32;
+inline constexpr std::size_t kMemberSetLen = kMaxMembers / 8;
 using SessionTag = std::array<std::uint8_t, kSessionTagLen>;
 using Point = crypto::Point;
 using Signature = crypto::Signature;
+using Mac = std::array<std::uint8_t, kMacLen>;
+
+// A set of member indices as a 128-bit map: index i is bit (i mod 8) of byte ⌊i/8⌋.
+struct MemberSet {
+  std::array<std::uint8_t, kMemberSetLen> bits{};
+  bool test(std::size_t i) const noexcept { return i < kMaxMembers && (bits[i / 8] >> (i % 8) & 1) != 0; }
+  void set(std::size_t i) noexcept {
+    if (i < kMaxMembers) bits[i / 8] = static_cast<std::uint8_t>(bits[i / 8] | (1u << (i % 8)));
+  }
+  bool empty() const noexcept;
+  // The highest index set plus one (0 when empty): every index must be below the roster size.
+  std::size_t bound() const noexcept;
+  friend bool operator==(const MemberSet&, const MemberSet&) = default;
+};
 
 // struct {
 //   opaque roster_digest[32];  /* SHA-256 over the roster the sender sees (§5.1) */
@@ -60,7 +78,7 @@ struct Offer {
 
 // struct { opaque mac[32]; opaque secret_ct[32]; } PairShare;
 struct PairShare {
-  Hash32 mac{};        // triple-DH MAC binding the sender's ephemeral keys to its identity
+  Hash32 mac{};        // DAKE MAC binding the sender's ephemeral keys to its identity
   Hash32 secret_ct{};  // sender's group-key contribution, hashed EC El Gamal to the recipient
 };
 
@@ -68,14 +86,18 @@ struct PairShare {
 //   opaque session_id[32];
 //   uint8 sender;              /* index in the roster */
 //   opaque elgamal_r[65];      /* R = r·G, one per sender for all recipients */
+//   opaque commit[32];         /* H("mpotr-v2 commit" ‖ sid ‖ u8 sender ‖ x_sender) */
+//   opaque refused[16];        /* MemberSet: members the sender does not accept */
 //   uint8 count;               /* = n − 1 */
 //   PairShare shares[count];   /* for every other member, in index order */
-//   opaque signature[64];      /* by S over §4.2 signed bytes */
+//   opaque signature[64];      /* by S over the signed part (§4.10) */
 // } KeyShare;
 struct KeyShare {
   Hash32 session_id{};
   std::uint8_t sender = 0;
   Point elgamal_r{};
+  Hash32 commit{};
+  MemberSet refused;
   std::vector<PairShare> shares;
   Signature signature{};
 };
@@ -83,7 +105,7 @@ struct KeyShare {
 // struct {
 //   opaque session_id[32];
 //   uint8 sender;
-//   opaque transcript_hash[32];  /* over all offers and key shares, §5.3 */
+//   opaque transcript_hash[32];  /* over all offers and key shares, §5.7 */
 //   opaque key_confirm[32];      /* HMAC under the group confirmation key */
 //   opaque signature[64];
 // } Attest;
@@ -95,15 +117,35 @@ struct Attest {
   Signature signature{};
 };
 
+// struct {
+//   opaque session_id[32];
+//   uint8 sender;              /* the accuser */
+//   uint8 accused;
+//   opaque dh_private[32];     /* the accuser's ephemeral DH scalar e of this (failed) attempt */
+//   opaque key_share<1..2^16-1>; /* the accused's key share as the accuser received it, whole */
+//   opaque signature[64];
+// } Accuse;
+// Revealing e lets everyone recompute the accused's MAC and El Gamal pad for the accuser and
+// check them against the accused's signed key share: either the accused cheated or the accuser.
+struct Accuse {
+  Hash32 session_id{};
+  std::uint8_t sender = 0;
+  std::uint8_t accused = 0;
+  Hash32 dh_private{};
+  Bytes key_share;
+  Signature signature{};
+};
+
 // Data and Heartbeat share one layout; a Heartbeat has an empty ciphertext.
 // struct {
 //   opaque session_tag[8];     /* first 8 bytes of the session id */
 //   uint8 sender;
-//   uint32 seq;                /* 1, 2, … per sender and session */
+//   uint32 seq;                /* 1 … 2^20 per sender and session */
 //   uint8 ack_count;           /* = n − 1 */
-//   varint acks[ack_count];    /* per other member in index order: how many of its entries I had */
-//   opaque view_digest[32];    /* §6.2: binds those entries' hash chains and my own previous entry */
+//   varint acks[ack_count];    /* per other member in index order: how many of its entries I had (≤ 2^20) */
+//   opaque view_digest[32];    /* §5.12: binds those entries' hash chains and my own previous entry */
 //   opaque ciphertext<0..2^16-1>;
+//   opaque mac[32];            /* HMAC under the session's group authentication key (§5.16) */
 //   opaque signature[64];
 // } Data;
 struct Data {
@@ -114,33 +156,41 @@ struct Data {
   std::vector<std::uint32_t> acks;
   Hash32 view_digest{};
   Bytes ciphertext;
+  Mac mac{};
   Signature signature{};
 };
 
-// struct { opaque session_tag[8]; uint8 sender; uint32 final_count; opaque signature[64]; } Shutdown;
+// struct { opaque session_tag[8]; uint8 sender; uint32 final_count; opaque mac[32]; opaque signature[64]; } Shutdown;
 struct Shutdown {
   SessionTag session_tag{};
   std::uint8_t sender = 0;
   std::uint32_t final_count = 0;
+  Mac mac{};
   Signature signature{};
 };
 
-// struct { opaque session_tag[8]; uint8 sender; opaque transcript_digest[32]; opaque signature[64]; } Digest;
+// struct { opaque session_tag[8]; uint8 sender; opaque transcript_digest[32]; opaque mac[32]; opaque signature[64]; } Digest;
 struct Digest {
   SessionTag session_tag{};
   std::uint8_t sender = 0;
   Hash32 transcript_digest{};
+  Mac mac{};
   Signature signature{};
 };
 
-// struct { opaque session_tag[8]; uint8 sender; opaque digests_hash[32]; opaque signature[64]; } End;
-// digests_hash binds the digests the sender compared (§7). Keys are published only after
-// every member's End: by then each member has compared against the genuine digests, so a
-// digest forged with a published key comes too late to deceive anyone.
+// struct {
+//   opaque session_tag[8]; uint8 sender;
+//   opaque present[16];        /* MemberSet: members whose digest the sender compared */
+//   opaque digests_hash[32];   /* §5.14 */
+//   opaque mac[32]; opaque signature[64];
+// } End;
+// After its End a member accepts no more entries or digests: only then may others publish.
 struct End {
   SessionTag session_tag{};
   std::uint8_t sender = 0;
+  MemberSet present;
   Hash32 digests_hash{};
+  Mac mac{};
   Signature signature{};
 };
 
@@ -152,13 +202,26 @@ struct KeyReveal {
   Hash32 private_key{};
 };
 
-using Message = std::variant<Offer, KeyShare, Attest, Data, Shutdown, Digest, End, KeyReveal>;
+// struct { opaque session_tag[8]; uint8 sender; uint32 final_count; opaque mac[32]; opaque signature[64]; } Quit;
+// The sender leaves the session without finishing the shutdown: it wrote final_count entries
+// and accepts nothing more in this session, so the others may publish their keys.
+struct Quit {
+  SessionTag session_tag{};
+  std::uint8_t sender = 0;
+  std::uint32_t final_count = 0;
+  Mac mac{};
+  Signature signature{};
+};
+
+using Message = std::variant<Offer, KeyShare, Attest, Accuse, Data, Shutdown, Digest, End, KeyReveal, Quit>;
 
 struct Decoded {
   Message message;
   // Bytes covered by the signature (everything before it); equals the payload size for
   // unsigned messages (Offer, KeyReveal).
   std::size_t signed_len = 0;
+  // Bytes covered by the group MAC (everything before it); 0 for messages without one.
+  std::size_t mac_len = 0;
 };
 
 // Reads version and type only. Errors: DecodeTruncated, DecodeBadVersion, DecodeUnknownType.
@@ -167,22 +230,32 @@ Result<MessageType> peek_type(ByteView payload);
 // Strict decode of a whole payload. Errors: Decode* with the offending field in the detail.
 Result<Decoded> decode(ByteView payload);
 
-// Encoders. For signed messages, encode_signed_part() yields the bytes the signature covers
-// and encode() appends the signature held in the struct.
+// Encoders. encode_mac_part() yields the bytes the group MAC covers (messages with a MAC),
+// encode_signed_part() the bytes the signature covers (the MAC part and the MAC held in the
+// struct), and encode() appends the signature held in the struct.
 Bytes encode(const Offer& m);
+Bytes encode_mac_part(const Data& m);
+Bytes encode_mac_part(const Shutdown& m);
+Bytes encode_mac_part(const Digest& m);
+Bytes encode_mac_part(const End& m);
+Bytes encode_mac_part(const Quit& m);
 Bytes encode_signed_part(const KeyShare& m);
 Bytes encode_signed_part(const Attest& m);
+Bytes encode_signed_part(const Accuse& m);
 Bytes encode_signed_part(const Data& m);
 Bytes encode_signed_part(const Shutdown& m);
 Bytes encode_signed_part(const Digest& m);
 Bytes encode_signed_part(const End& m);
+Bytes encode_signed_part(const Quit& m);
 Bytes encode(const KeyShare& m);
 Bytes encode(const Attest& m);
+Bytes encode(const Accuse& m);
 Bytes encode(const Data& m);
 Bytes encode(const Shutdown& m);
 Bytes encode(const Digest& m);
 Bytes encode(const End& m);
 Bytes encode(const KeyReveal& m);
+Bytes encode(const Quit& m);
 
 std::string_view to_string(MessageType type) noexcept;
 

@@ -36,6 +36,8 @@ std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::IdentityBlocked: return "identity_blocked";
     case ErrorCode::IdentityChanged: return "identity_changed";
     case ErrorCode::Replay: return "replay";
+    case ErrorCode::IdentityUnverified: return "identity_unverified";
+    case ErrorCode::FalseAccusation: return "false_accusation";
     case ErrorCode::Internal: return "internal";
   }
   // Reached only for a value outside the enumeration (e.g. a cast from a log or the wire).

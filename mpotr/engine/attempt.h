@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
-// One session-setup attempt (spec/mpotr.md §5): Offer → KeyShare → Attest.
+// One session-setup attempt (spec/mpotr.md §6.2): Offer → KeyShare → Attest.
 //
 //   Offers ──all offers──▶ KeyShares ──all key shares──▶ Attests ──all attests match──▶ Done
 //     │                       │                            │
-//     └──── timeout ──────────┴──── timeout / authenticated disagreement ──▶ Failed
+//     └──── timeout ──────────┴──── timeout / authenticated disagreement / refusal / accusation ──▶ Failed
 //
 // Handlers validate first and mutate only when the message is accepted, so an error leaves
-// the attempt exactly as it was. Messages for a later phase are buffered (one per member).
+// the attempt exactly as it was. Messages for a later phase are buffered (a few per member).
+// An attempt that fails for a reason every member can establish (a member refuses another, a
+// member proven to cheat) leaves a Verdict: who is left out of the next attempt.
 #pragma once
 
 #include <optional>
@@ -28,8 +30,21 @@ struct SessionMaterial {
   std::uint8_t self = 0;
   std::vector<crypto::PublicKey> signing_keys;
   std::vector<Fingerprint> fingerprints;
+  std::vector<Hash32> key_share_ids;  // H(signed part) of each member's key share
+  std::vector<Hash32> attest_ids;     // H(signed part) of each member's attest
   crypto::PrivateKey signing_key;
   SecretBytes group_secret;
+};
+
+// Why a failed attempt leaves members out of the next one (spec §7.4, §7.11).
+struct Verdict {
+  enum class Kind : std::uint8_t {
+    Refusals,  // these members refuse someone: they stay out (R-ADM-2)
+    Excluded,  // this member was proven to cheat, or failed authentication (R-KS-13)
+  };
+  Kind kind = Kind::Refusals;
+  std::vector<Engine::OutMember> members;  // left out of the next attempt
+  bool self_out = false;                   // we are among them
 };
 
 class Attempt {
@@ -40,6 +55,7 @@ class Attempt {
                                Output& out);
 
   SetupPhase phase() const noexcept { return m_phase; }
+  bool running() const noexcept { return m_phase != SetupPhase::Done && m_phase != SetupPhase::Failed; }
   const Hash32& roster_digest() const noexcept { return m_roster_digest; }
   std::uint32_t number() const noexcept { return m_number; }
   const std::vector<Member>& roster() const noexcept { return m_roster; }
@@ -47,6 +63,10 @@ class Attempt {
   TimeMs deadline() const noexcept { return m_deadline; }
   // Nonce of the offer we hold from `nick`, if any.
   std::optional<Hash32> offer_nonce(std::string_view nick) const;
+  // Identities seen in this attempt's offers (for the host: keys to verify while a member is out).
+  std::vector<std::pair<Member, Fingerprint>> identities() const;
+  // The members we refuse (R-ADM-1), with why.
+  std::vector<std::pair<std::string, ErrorCode>> refused() const;
 
   // `payload` is the exact received bytes, `decoded` its decoding. from_nick is the transport sender.
   Result<Output> on_offer(const Context& ctx, const codec::Offer& offer, ByteView payload, std::string_view from_nick,
@@ -55,12 +75,21 @@ class Attempt {
                               std::string_view from_nick, Rng& rng);
   Result<Output> on_attest(const Context& ctx, const codec::Attest& msg, ByteView payload, std::size_t signed_len,
                            std::string_view from_nick, Rng& rng);
+  Result<Output> on_accuse(const Context& ctx, const codec::Accuse& msg, ByteView payload, std::size_t signed_len,
+                           std::string_view from_nick, Rng& rng);
 
-  // Setup timeout: Failed with a SetupTimeout event naming who is missing.
-  Output on_timer(TimeMs now);
+  // Setup timeout: Failed with a SetupTimeout event naming who is missing, and the Quit of
+  // abandon() when it applies.
+  Result<Output> on_timer(TimeMs now, Rng& rng);
+  // The attempt is given up (timeout, restart, roster change, leave). In phase Attests our
+  // attest is out, so the others may have established the session without us: a signed,
+  // MAC'd Quit for it (final count 0) lets them close it and publish their keys (R-AT-10).
+  Result<Output> abandon(Rng& rng);
 
   // Valid once phase() == Done.
   SessionMaterial take_material();
+  // Set once, when the attempt failed for a reason every member can establish; taken by the engine.
+  std::optional<Verdict> take_verdict() { return std::exchange(m_verdict, std::nullopt); }
 
   void summarize(crypto::Sha256& h) const;
 
@@ -70,23 +99,34 @@ class Attempt {
     Bytes offer_bytes;
     std::optional<crypto::PublicKey> identity_key, dh_key, signing_key;
     Fingerprint fingerprint;
-    SecretBytes mac_in;   // key of the MAC this peer sends us
-    SecretBytes mac_out;  // key of the MAC we send this peer
+    std::optional<ErrorCode> refused;  // we do not accept this member (R-ADM-1)
+    SecretBytes mac_in;   // K_{peer→self}: the DAKE key of the MAC this peer sends us
     // Messages are identified by their signed part: ECDSA signatures are malleable ((r, n−s)
     // verifies too), so the signature bytes must not decide "same" or "different".
     Bytes key_share_signed;
+    Bytes key_share;      // whole, as received: an accusation of this member embeds it
+    codec::MemberSet refuses;  // whom this member refuses (from its key share)
     SecretBytes secret;   // the peer's group-key contribution
     Bytes attest_signed;
-    std::vector<Bytes> early_key_shares, early_attests;  // arrived before their phase (bounded)
+    std::vector<Bytes> early_key_shares, early_attests, early_accusations;  // before their phase (bounded)
   };
+  // The checks of an accused member's key share, as anyone can make them (spec R-KS-13).
+  enum class KeyShareFault : std::uint8_t { None, BadMac, BadSecret };
 
   Attempt() = default;
   Result<Output> send_key_share(const Context& ctx, Rng& rng);
   Result<Output> send_attest(Rng& rng);
+  Result<Output> finish_key_shares(Rng& rng);
+  Result<Output> accuse(std::uint8_t accused, KeyShareFault fault, Rng& rng);
+  Result<KeyShareFault> check_share_for(const codec::KeyShare& ks, std::uint8_t to, const crypto::PrivateKey& to_dh,
+                                        SecretBytes* secret_out) const;
+  Output fail_with(Verdict verdict, Output out);
   Output replay_early(const Context& ctx, Rng& rng);
   Result<Peer*> early_peer(std::string_view from_nick, std::string_view what);
   Result<void> buffer_early(Peer& peer, std::vector<Bytes>& early, ByteView payload, std::size_t signed_len,
                             const Hash32& claimed_sid, const codec::Signature& sig, std::string_view what);
+  Result<std::uint8_t> check_setup_sender(std::string_view from_nick, std::uint8_t claimed, ByteView signed_part,
+                                          const Bytes& own_copy, std::string_view what) const;
   void forget_secrets();
 
   SetupPhase m_phase = SetupPhase::Offers;
@@ -104,6 +144,7 @@ class Attempt {
   Hash32 m_transcript_hash{};
   Hash32 m_key_confirm{};
   std::string m_last_rejection;
+  std::optional<Verdict> m_verdict;
 };
 
 }  // namespace mpotr::detail

@@ -20,6 +20,7 @@ using detail::make_event;
 using detail::Session;
 using detail::SessionPhase;
 using detail::SetupPhase;
+using detail::Verdict;
 
 namespace {
 
@@ -38,9 +39,32 @@ constexpr std::size_t kMaxRememberedOwn = 256;    // our recent broadcasts, to r
 struct PendingOffer {
   Hash32 roster_digest{};
   std::uint32_t attempt = 0;
+  Hash32 nonce{};
   Bytes payload;
 };
+
+// A member left out of our attempts (R-ADM-2, R-KS-13): kept while that member (nick and JID)
+// stays in the room; a refusal is decided again when someone joins.
+struct OutRecord {
+  std::string jid;
+  std::vector<std::string> refuses;
+  ErrorCode code = ErrorCode::Internal;
+};
+
+bool same_members(const std::vector<Member>& a, const std::vector<Member>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const Member& x, const Member& y) { return x.nick == y.nick && x.jid == y.jid; });
+}
+
 }  // namespace
+
+std::string_view to_string(AdmissionPolicy policy) noexcept {
+  switch (policy) {
+    case AdmissionPolicy::Trusted: return "trusted";
+    case AdmissionPolicy::VerifiedOnly: return "verified_only";
+  }
+  return "unknown";
+}
 
 struct Engine::State {
   State(EngineConfig c, IdentityKey id, const TrustStore* t) : config(std::move(c)), identity(std::move(id)), trust(t) {}
@@ -49,13 +73,18 @@ struct Engine::State {
   IdentityKey identity;
   const TrustStore* trust = nullptr;
 
-  std::vector<Member> roster;  // sorted by nick
+  std::vector<Member> room;    // what the host sees in the room, sorted by nick
+  std::vector<Member> roster;  // the session's candidates: room minus `left_out`, sorted by nick
   Hash32 roster_digest{};      // of `roster`, as offers carry it
+  std::map<std::string, OutRecord, std::less<>> left_out;  // members left out (never ourselves)
+  std::optional<std::vector<std::pair<std::string, ErrorCode>>> self_out;  // we refuse these: we stay out
   std::uint32_t attempt_number = 0;  // of the latest attempt for this roster (kept after it ends)
   std::optional<Attempt> attempt;
   std::optional<Session> active;
   std::deque<Session> closing;
-  std::map<std::string, std::deque<PendingOffer>, std::less<>> pending_offers;  // offers for rosters we lack
+  std::map<std::string, std::deque<PendingOffer>, std::less<>> pending_offers;  // offers not acted upon yet
+  std::map<std::string, Hash32, std::less<>> unauthenticated_offers;  // nonce of an offer held by the active session
+  bool offer_flood_reported = false;                          // once per active session (R-OFF-9)
   std::deque<Hash32> seen_nonces;
   std::set<Hash32> seen_nonce_set;
   std::deque<codec::SessionTag> retired;
@@ -75,6 +104,10 @@ struct Engine::State {
       }
     }
     return nullptr;
+  }
+
+  bool is_retired(const codec::SessionTag& tag) const {
+    return std::find(retired.begin(), retired.end(), tag) != retired.end();
   }
 
   void remember_nonce(const Hash32& nonce) {
@@ -127,8 +160,7 @@ struct Engine::State {
         t = d;
       }
     };
-    if (attempt && (attempt->phase() == SetupPhase::Offers || attempt->phase() == SetupPhase::KeyShares ||
-                    attempt->phase() == SetupPhase::Attests)) {
+    if (attempt && attempt->running()) {
       take(attempt->deadline());
     }
     if (active) {
@@ -168,6 +200,7 @@ struct Engine::State {
       return out;
     }
     MPOTR_TRY(Output closing_out, active->begin_shutdown(reason, now, rng));
+    stamp(closing_out, active->id());
     out.merge(std::move(closing_out));
     if (closing.size() >= kMaxClosingSessions) {
       // Bound the old sessions we track: the oldest stops waiting for its stragglers.
@@ -176,11 +209,16 @@ struct Engine::State {
     }
     closing.push_back(std::move(*active));
     active.reset();
+    unauthenticated_offers.clear();
+    offer_flood_reported = false;
     return out;
   }
 
-  void set_roster(std::vector<Member> sorted) {
-    roster = std::move(sorted);
+  // The candidates of our attempts: the room minus the members left out.
+  void update_roster() {
+    roster.clear();
+    std::copy_if(room.begin(), room.end(), std::back_inserter(roster),
+                 [&](const Member& m) { return left_out.find(m.nick) == left_out.end(); });
     std::vector<std::string> nicks;
     for (const auto& m : roster) {
       nicks.push_back(m.nick);
@@ -188,14 +226,13 @@ struct Engine::State {
     roster_digest = ks::roster_digest(config.room, nicks);
   }
 
-  // The highest attempt number among buffered offers for the current roster: a member that saw
-  // this roster before us may already have restarted on it.
-  std::uint32_t pending_attempt_number() const {
-    const Hash32& digest = roster_digest;
-    std::uint32_t highest = 0;
+  // The highest attempt number among buffered offers for the current roster, at most `limit`:
+  // a member that saw this roster before us may already have restarted on it.
+  std::uint32_t pending_attempt_number(std::uint32_t floor, std::uint32_t limit) const {
+    std::uint32_t highest = floor;
     for (const auto& [nick, offers] : pending_offers) {
       for (const auto& p : offers) {
-        if (p.roster_digest == digest && p.attempt <= kMaxAttemptJump) {
+        if (p.roster_digest == roster_digest && p.attempt <= limit) {
           highest = std::max(highest, p.attempt);
         }
       }
@@ -203,13 +240,32 @@ struct Engine::State {
     return highest;
   }
 
-  // A new attempt for the current roster, seeded with the offers that were waiting for it.
+  void buffer_offer(std::string_view from, const codec::Offer& offer, ByteView payload) {
+    auto& queue = pending_offers[std::string(from)];
+    for (const auto& p : queue) {
+      if (p.nonce == offer.nonce) {
+        return;  // the same offer again
+      }
+    }
+    if (queue.size() >= kMaxPendingOffersPerSender) {
+      queue.pop_front();
+    }
+    queue.push_back(PendingOffer{offer.roster_digest, offer.attempt, offer.nonce, Bytes(payload.begin(), payload.end())});
+    if (pending_offers.size() > 2 * kMaxMembers) {
+      pending_offers.erase(pending_offers.begin());
+    }
+  }
+
+  // A new attempt for the current roster, seeded with the offers that were waiting for it. No
+  // attempt while we are out (we refuse a member) or leaving, or with fewer than two members.
   Result<Output> start_attempt(std::uint32_t number, TimeMs now, Rng& rng,
                                const std::optional<std::pair<codec::Offer, Bytes>>& seed) {
-    Output out;
-    attempt.reset();
+    MPOTR_TRY(Output out, drop_attempt(rng));
     attempt_number = number;
-    if (roster.size() < 2 || leaving) {
+    if (roster.size() < 2 || leaving || self_out) {
+      if (seed) {
+        buffer_offer(seed->first.nick, seed->first, view(seed->second));
+      }
       return out;
     }
     MPOTR_TRY(Attempt a, Attempt::start(ctx(), roster, number, now, rng, out));
@@ -228,6 +284,7 @@ struct Engine::State {
         }
       }
     }
+    std::erase_if(pending_offers, [](const auto& kv) { return kv.second.empty(); });
     if (seed) {
       waiting.emplace_back(seed->first.nick, seed->second);
     }
@@ -245,14 +302,47 @@ struct Engine::State {
         out.events.push_back(detail::rejected_event(r.error(), nick));
       }
     }
-    MPOTR_TRY(Output established, maybe_establish());
-    out.merge(std::move(established));
+    MPOTR_TRY(Output settled, settle_attempt(now, rng));
+    out.merge(std::move(settled));
     return out;
   }
 
-  Result<Output> maybe_establish() {
+  // The running attempt is given up (R-AT-10: a Quit if the others may have established it).
+  Result<Output> drop_attempt(Rng& rng) {
     Output out;
-    if (!attempt || attempt->phase() != SetupPhase::Done) {
+    if (attempt && attempt->running()) {
+      MPOTR_TRY(out, attempt->abandon(rng));
+    }
+    attempt.reset();
+    return out;
+  }
+
+  // After any step of the attempt: a session if it completed, the next attempt if it failed
+  // with a verdict everyone reaches (members left out), nothing otherwise.
+  Result<Output> settle_attempt(TimeMs now, Rng& rng) {
+    Output out;
+    if (!attempt) {
+      return out;
+    }
+    if (std::optional<Verdict> verdict = attempt->take_verdict()) {
+      for (const Engine::OutMember& m : verdict->members) {
+        if (m.member.nick != config.self_nick) {
+          left_out.insert_or_assign(m.member.nick, OutRecord{m.member.jid, m.refuses, m.code});
+        }
+      }
+      if (verdict->self_out) {
+        // We refuse someone (or were excluded): the others go on without us (R-ADM-2).
+        // restart() after a trust change, or a join, brings us back.
+        self_out = attempt->refused();
+        attempt.reset();
+        return out;
+      }
+      const std::uint32_t next = attempt_number == std::numeric_limits<std::uint32_t>::max() ? attempt_number
+                                                                                              : attempt_number + 1;
+      update_roster();
+      return start_attempt(next, now, rng, std::nullopt);
+    }
+    if (attempt->phase() != SetupPhase::Done) {
       return out;
     }
     detail::SessionMaterial material = attempt->take_material();
@@ -279,11 +369,34 @@ struct Engine::State {
     }
     active = std::move(s);
     attempt.reset();
+    unauthenticated_offers.clear();
+    offer_flood_reported = false;
+    return out;
+  }
+
+  // Offers for our roster held while the active session ran (R-OFF-9) take effect once that
+  // session is no longer Active: its members' authenticated Shutdown (restart() sends one before
+  // its new Offer) or Quit closed it.
+  Result<Output> take_held_offers(TimeMs now, Rng& rng) {
+    if (!active || active->phase() == SessionPhase::Active || (attempt && attempt->running())) {
+      return Output{};
+    }
+    const std::uint32_t limit = attempt_number > std::numeric_limits<std::uint32_t>::max() - kMaxAttemptJump
+                                    ? std::numeric_limits<std::uint32_t>::max()
+                                    : attempt_number + kMaxAttemptJump;
+    const std::uint32_t number = pending_attempt_number(attempt_number, limit);
+    if (number <= attempt_number) {
+      return Output{};
+    }
+    MPOTR_TRY(Output out, close_active("a member restarted the session", now, rng));
+    MPOTR_TRY(Output started, start_attempt(number, now, rng, std::nullopt));
+    out.merge(std::move(started));
     return out;
   }
 
   Result<Output> on_offer(const codec::Offer& offer, ByteView payload, std::string_view from, TimeMs now, Rng& rng);
-  Result<Output> on_setup_message(const codec::Decoded& decoded, ByteView payload, std::string_view from, Rng& rng);
+  Result<Output> on_setup_message(const codec::Decoded& decoded, ByteView payload, std::string_view from, TimeMs now,
+                                  Rng& rng);
   Result<Output> on_session_message(const codec::Decoded& decoded, ByteView payload, std::string_view from,
                                     TimeMs now, Rng& rng);
   Result<Output> dispatch_to_session(Session& s, const codec::Decoded& decoded, ByteView payload,
@@ -333,21 +446,32 @@ Result<Output> Engine::set_roster(const std::vector<Member>& members, TimeMs now
   if (detail::index_of(sorted, st.config.self_nick) < 0) {
     return make_error(ErrorCode::InvalidArgument, "the roster must contain our own nick");
   }
-  const bool same = sorted.size() == st.roster.size() &&
-                    std::equal(sorted.begin(), sorted.end(), st.roster.begin(), [](const Member& a, const Member& b) {
-                      return a.nick == b.nick && a.jid == b.jid;
-                    });
-  if (same) {
+  if (same_members(sorted, st.room)) {
     return Output{};
   }
   State next = st;
-  next.set_roster(std::move(sorted));
-  MPOTR_TRY(Output out, next.close_active("membership changed", now, rng));
-  MPOTR_TRY(Output started, next.start_attempt(next.pending_attempt_number(), now, rng, std::nullopt));
-  out.merge(std::move(started));
-  for (auto& s : next.closing) {
-    MPOTR_TRY(Output departed, s.on_roster(next.roster, now, rng));
-    out.merge(std::move(departed));
+  // Who is left out is re-decided on a join (a newcomer, or a member back after a trust change
+  // — its presence said so), and forgotten for members that left or whose JID changed.
+  const bool joined = std::any_of(sorted.begin(), sorted.end(), [&](const Member& m) {
+    return !std::any_of(st.room.begin(), st.room.end(), [&](const Member& r) { return r.nick == m.nick && r.jid == m.jid; });
+  });
+  if (joined) {
+    std::erase_if(next.left_out, [](const auto& kv) { return !kv.second.refuses.empty(); });
+    next.self_out.reset();
+  }
+  std::erase_if(next.left_out, [&](const auto& kv) {
+    const int idx = detail::index_of(sorted, kv.first);
+    return idx < 0 || sorted[static_cast<std::size_t>(idx)].jid != kv.second.jid;
+  });
+  next.room = std::move(sorted);
+  const std::vector<Member> before = next.roster;
+  next.update_roster();
+  Output out;
+  if (!same_members(before, next.roster) || joined) {
+    MPOTR_TRY(Output closed, next.close_active("membership changed", now, rng));
+    out.merge(std::move(closed));
+    MPOTR_TRY(Output started, next.start_attempt(next.pending_attempt_number(0, kMaxAttemptJump), now, rng, std::nullopt));
+    out.merge(std::move(started));
   }
   next.collect_finished(out);
   *m_state = std::move(next);
@@ -360,18 +484,33 @@ Result<Output> Engine::restart(TimeMs now, Rng& rng) {
   if (st.leaving) {
     return make_error(ErrorCode::InvalidState, "leaving");
   }
-  if (st.roster.size() < 2) {
+  if (st.room.size() < 2) {
     return make_error(ErrorCode::InvalidState, "no roster to set up a session with");
   }
   if (st.attempt_number == std::numeric_limits<std::uint32_t>::max()) {
     return make_error(ErrorCode::LimitExceeded, "attempt numbers exhausted for this roster");
   }
   State next = st;
+  next.self_out.reset();  // our trust may have changed: try again with everyone we are offered
   MPOTR_TRY(Output out, next.close_active("restarting the session", now, rng));
   MPOTR_TRY(Output started, next.start_attempt(st.attempt_number + 1, now, rng, std::nullopt));
   out.merge(std::move(started));
   *m_state = std::move(next);
   m_state->finish(out);
+  return out;
+}
+
+Result<Output> Engine::set_admission(AdmissionPolicy policy, TimeMs now, Rng& rng) {
+  if (m_state->config.admission == policy) {
+    return Output{};
+  }
+  Engine next = *this;
+  next.m_state->config.admission = policy;
+  Output out;
+  if (next.m_state->room.size() >= 2 && !next.m_state->leaving) {
+    MPOTR_TRY(out, next.restart(now, rng));
+  }
+  *this = std::move(next);
   return out;
 }
 
@@ -401,16 +540,10 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   if (leaving) {
     return make_error(ErrorCode::UnexpectedMessage, "offer while we are leaving");
   }
-  if (offer.roster_digest != roster_digest) {
-    // Made for a membership we have not seen yet: keep it (bounded) until our roster catches up.
-    auto& queue = pending_offers[std::string(from)];
-    if (queue.size() >= kMaxPendingOffersPerSender) {
-      queue.pop_front();
-    }
-    queue.push_back(PendingOffer{offer.roster_digest, offer.attempt, Bytes(payload.begin(), payload.end())});
-    if (pending_offers.size() > 2 * kMaxMembers) {
-      pending_offers.erase(pending_offers.begin());
-    }
+  if (offer.roster_digest != roster_digest || self_out) {
+    // Made for a membership we have not seen yet, or while we stay out: keep it (bounded)
+    // until our roster catches up or we come back (R-OFF-6).
+    buffer_offer(from, offer, payload);
     return Output{};
   }
   if (detail::index_of(roster, from) < 0) {
@@ -423,10 +556,30 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
   }
   if (offer.attempt - attempt_number > kMaxAttemptJump) {
     // An honest member is at most a few restarts ahead; a huge number would only let a forger
-    // push everyone towards wrapping the counter.
+    // push everyone towards the end of the counter.
     return make_error(ErrorCode::UnexpectedMessage, "offer's attempt number " + std::to_string(offer.attempt) +
                                                         " is too far ahead of ours (" +
                                                         std::to_string(attempt_number) + ")");
+  }
+  if (offer.attempt > attempt_number && active && active->phase() == SessionPhase::Active &&
+      detail::index_of(active->roster(), from) >= 0) {
+    // R-OFF-9: offers are not authenticated, and a member of the running session restarts by
+    // first closing it with its signed Shutdown. So this offer closes nothing: it is held until
+    // the session stops being Active. The server can send such offers at will; a second one
+    // from the same member while the session runs is reported once, never blamed on it.
+    Output out;
+    const auto held = unauthenticated_offers.find(from);
+    const bool again = held != unauthenticated_offers.end() && held->second != offer.nonce;
+    unauthenticated_offers.insert_or_assign(std::string(from), offer.nonce);
+    buffer_offer(from, offer, payload);
+    if (again && !offer_flood_reported) {
+      offer_flood_reported = true;
+      Event ev = make_event(EventKind::UnauthenticatedOffers, std::string(from));
+      ev.session_id = active->id();
+      ev.detail = "restart offers in its name that its session key does not authenticate: probably forged by the server";
+      out.events.push_back(std::move(ev));
+    }
+    return out;
   }
   if (offer.attempt > attempt_number) {
     // That member started over (after a failure or timeout): every member moves to the highest
@@ -443,8 +596,7 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
     *this = std::move(next);
     return out;
   }
-  const bool running = attempt && attempt->phase() != SetupPhase::Done && attempt->phase() != SetupPhase::Failed;
-  if (!running) {
+  if (!attempt || !attempt->running()) {
     return make_error(ErrorCode::UnexpectedMessage, "offer for attempt " + std::to_string(offer.attempt) +
                                                         ", which has already ended; a restart is needed");
   }
@@ -458,44 +610,61 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
       return make_error(ErrorCode::LimitExceeded, "attempt numbers exhausted for this roster");
     }
     State next = *this;
-    Output out;
-    MPOTR_TRY(Output started, next.start_attempt(attempt_number + 1, now, rng, std::nullopt));
-    out.merge(std::move(started));
+    MPOTR_TRY(Output out, next.start_attempt(attempt_number + 1, now, rng, std::nullopt));
     *this = std::move(next);
     return out;
   }
-  MPOTR_TRY(Output out, attempt->on_offer(ctx(), offer, payload, from, rng));
-  remember_nonce(offer.nonce);
-  MPOTR_TRY(Output established, maybe_establish());
-  out.merge(std::move(established));
+  State next = *this;
+  MPOTR_TRY(Output out, next.attempt->on_offer(ctx(), offer, payload, from, rng));
+  next.remember_nonce(offer.nonce);
+  MPOTR_TRY(Output settled, next.settle_attempt(now, rng));
+  out.merge(std::move(settled));
+  *this = std::move(next);
   return out;
 }
 
 Result<Output> Engine::State::on_setup_message(const codec::Decoded& decoded, ByteView payload, std::string_view from,
-                                               Rng& rng) {
-  const Hash32& sid = std::holds_alternative<codec::KeyShare>(decoded.message)
-                          ? std::get<codec::KeyShare>(decoded.message).session_id
-                          : std::get<codec::Attest>(decoded.message).session_id;
-  const bool for_attempt = attempt && (attempt->phase() == SetupPhase::Offers || attempt->session_id() == sid);
+                                               TimeMs now, Rng& rng) {
+  struct Fields {
+    Hash32 sid;
+    std::uint8_t sender;
+    codec::Signature sig;
+  };
+  const Fields f = std::visit(
+      [](const auto& m) -> Fields {
+        if constexpr (requires { m.session_id; m.sender; m.signature; }) {
+          return Fields{m.session_id, m.sender, m.signature};
+        } else {
+          return Fields{};
+        }
+      },
+      decoded.message);
+  const codec::MessageType type = *codec::peek_type(payload);
+  const bool for_attempt = attempt && (attempt->phase() == SetupPhase::Offers || attempt->session_id() == f.sid);
   if (!for_attempt) {
-    if (find_session(ks::session_tag(sid)) != nullptr) {
-      return make_error(ErrorCode::Duplicate, "setup message of a session that is already established");
+    if (Session* s = find_session(ks::session_tag(f.sid))) {
+      // R-KS-1: a late copy of an established session's setup message is checked (sender,
+      // signature) before it is called a duplicate.
+      return s->on_late_setup(type, f.sender, f.sid, payload, decoded.signed_len, f.sig, from);
     }
-    for (const auto& tag : retired) {
-      if (tag == ks::session_tag(sid)) {
-        return make_error(ErrorCode::Replay, "setup message of a closed session");
-      }
+    if (is_retired(ks::session_tag(f.sid))) {
+      return make_error(ErrorCode::Replay, "setup message of a closed session");
     }
     return make_error(ErrorCode::UnknownSession, "setup message for a session we are not setting up");
   }
-  Result<Output> r = std::holds_alternative<codec::KeyShare>(decoded.message)
-                         ? attempt->on_key_share(ctx(), std::get<codec::KeyShare>(decoded.message), payload,
-                                                 decoded.signed_len, from, rng)
-                         : attempt->on_attest(ctx(), std::get<codec::Attest>(decoded.message), payload,
-                                              decoded.signed_len, from, rng);
+  State next = *this;
+  Result<Output> r = Output{};
+  if (const auto* ks_msg = std::get_if<codec::KeyShare>(&decoded.message)) {
+    r = next.attempt->on_key_share(ctx(), *ks_msg, payload, decoded.signed_len, from, rng);
+  } else if (const auto* at = std::get_if<codec::Attest>(&decoded.message)) {
+    r = next.attempt->on_attest(ctx(), *at, payload, decoded.signed_len, from, rng);
+  } else if (const auto* ac = std::get_if<codec::Accuse>(&decoded.message)) {
+    r = next.attempt->on_accuse(ctx(), *ac, payload, decoded.signed_len, from, rng);
+  }
   MPOTR_TRY(Output out, std::move(r));
-  MPOTR_TRY(Output established, maybe_establish());
-  out.merge(std::move(established));
+  MPOTR_TRY(Output settled, next.settle_attempt(now, rng));
+  out.merge(std::move(settled));
+  *this = std::move(next);
   return out;
 }
 
@@ -511,33 +680,39 @@ Result<Output> Engine::State::on_session_message(const codec::Decoded& decoded, 
       },
       decoded.message);
   Session* s = find_session(tag);
-  if (s != nullptr) {
-    MPOTR_TRY(Output out, dispatch_to_session(*s, decoded, payload, from, now, rng));
-    stamp(out, s->id());
-    return out;
-  }
-  for (const auto& t : retired) {
-    if (t == tag) {
+  if (s == nullptr) {
+    if (is_retired(tag)) {
       return make_error(ErrorCode::Replay, "message of a closed session");
     }
+    return make_error(ErrorCode::UnknownSession, "message for a session we are not part of");
   }
-  return make_error(ErrorCode::UnknownSession, "message for a session we are not part of");
+  MPOTR_TRY(Output out, dispatch_to_session(*s, decoded, payload, from, now, rng));
+  stamp(out, s->id());
+  if (s == (active ? &*active : nullptr)) {
+    State next = *this;
+    MPOTR_TRY(Output held, next.take_held_offers(now, rng));
+    out.merge(std::move(held));
+    *this = std::move(next);
+  }
+  return out;
 }
 
 Result<Output> Engine::State::dispatch_to_session(Session& s, const codec::Decoded& decoded, ByteView payload,
                                                   std::string_view from, TimeMs now, Rng& rng) {
-  const std::size_t n = decoded.signed_len;
   if (const auto* d = std::get_if<codec::Data>(&decoded.message)) {
-    return s.on_data(*d, payload, n, from, now, rng);
+    return s.on_data(*d, payload, decoded, from, now, rng);
   }
   if (const auto* sd = std::get_if<codec::Shutdown>(&decoded.message)) {
-    return s.on_shutdown(*sd, payload, n, from, now, rng);
+    return s.on_shutdown(*sd, payload, decoded, from, now, rng);
   }
   if (const auto* dg = std::get_if<codec::Digest>(&decoded.message)) {
-    return s.on_digest(*dg, payload, n, from, now, rng);
+    return s.on_digest(*dg, payload, decoded, from, now, rng);
   }
   if (const auto* en = std::get_if<codec::End>(&decoded.message)) {
-    return s.on_end(*en, payload, n, from, now, rng);
+    return s.on_end(*en, payload, decoded, from, now, rng);
+  }
+  if (const auto* q = std::get_if<codec::Quit>(&decoded.message)) {
+    return s.on_quit(*q, payload, decoded, from, now, rng);
   }
   if (const auto* kr = std::get_if<codec::KeyReveal>(&decoded.message)) {
     return s.on_key_reveal(*kr, payload, from, now, rng);
@@ -557,19 +732,15 @@ Result<Output> Engine::receive(std::string_view from_nick, ByteView payload, Tim
   Result<Output> r = Output{};
   if (const auto* offer = std::get_if<codec::Offer>(&decoded.message)) {
     r = st.on_offer(*offer, payload, from_nick, now, rng);
-    if (r.ok()) {
-      st.collect_finished(*r);
-    }
   } else if (std::holds_alternative<codec::KeyShare>(decoded.message) ||
-             std::holds_alternative<codec::Attest>(decoded.message)) {
-    r = st.on_setup_message(decoded, payload, from_nick, rng);
+             std::holds_alternative<codec::Attest>(decoded.message) ||
+             std::holds_alternative<codec::Accuse>(decoded.message)) {
+    r = st.on_setup_message(decoded, payload, from_nick, now, rng);
   } else {
     r = st.on_session_message(decoded, payload, from_nick, now, rng);
-    if (r.ok()) {
-      st.collect_finished(*r);
-    }
   }
   if (r.ok()) {
+    st.collect_finished(*r);
     m_state->finish(*r);
   }
   return r;
@@ -596,27 +767,59 @@ Result<Output> Engine::leave(TimeMs now, Rng& rng) {
   }
   State next = st;
   next.leaving = true;
-  next.attempt.reset();
-  MPOTR_TRY(Output out, next.close_active("leaving the room", now, rng));
+  MPOTR_TRY(Output out, next.drop_attempt(rng));
+  MPOTR_TRY(Output closed, next.close_active("leaving the room", now, rng));
+  out.merge(std::move(closed));
   next.collect_finished(out);
   *m_state = std::move(next);
   m_state->finish(out);
   return out;
 }
 
+Result<Output> Engine::quit(TimeMs now, Rng& rng) {
+  State& st = *m_state;
+  if (st.left) {
+    return make_error(ErrorCode::InvalidState, "already left");
+  }
+  State next = st;
+  next.leaving = true;
+  next.left = true;
+  MPOTR_TRY(Output out, next.drop_attempt(rng));
+  if (next.active) {
+    MPOTR_TRY(Output q, next.active->quit(now, rng));
+    stamp(q, next.active->id());
+    out.merge(std::move(q));
+    next.retire(next.active->tag());
+    next.active.reset();
+  }
+  for (auto& s : next.closing) {
+    MPOTR_TRY(Output q, s.quit(now, rng));
+    stamp(q, s.id());
+    out.merge(std::move(q));
+    next.retire(s.tag());
+  }
+  next.closing.clear();
+  *m_state = std::move(next);
+  m_state->finish(out);
+  return out;
+}
+
 Result<Output> Engine::tick(TimeMs now, Rng& rng) {
+  // Each part commits on its own (Session::on_timer works on a copy when something is due), so
+  // the common call with nothing due copies nothing.
   State& st = *m_state;
   Output out;
   if (st.attempt) {
-    out.merge(st.attempt->on_timer(now));
+    MPOTR_TRY(Output t, st.attempt->on_timer(now, rng));
+    out.merge(std::move(t));
   }
   if (st.active) {
-    MPOTR_TRY(Output t, st.active->on_timer(now, rng, st.roster));
+    MPOTR_TRY(Output t, st.active->on_timer(now, rng));
     stamp(t, st.active->id());
     out.merge(std::move(t));
   }
   for (auto& s : st.closing) {
-    MPOTR_TRY(Output t, s.on_timer(now, rng, st.roster));
+    MPOTR_TRY(Output t, s.on_timer(now, rng));
     stamp(t, s.id());
     out.merge(std::move(t));
   }
@@ -638,8 +841,10 @@ Phase Engine::phase() const noexcept {
   if (st.active && st.active->phase() == SessionPhase::Active) {
     return Phase::Established;
   }
-  if (st.attempt && (st.attempt->phase() == SetupPhase::Offers || st.attempt->phase() == SetupPhase::KeyShares ||
-                     st.attempt->phase() == SetupPhase::Attests)) {
+  if (st.self_out) {
+    return Phase::Out;
+  }
+  if (st.attempt && st.attempt->running()) {
     return Phase::SettingUp;
   }
   return Phase::Idle;
@@ -652,13 +857,37 @@ std::optional<SessionInfo> Engine::session() const {
   return m_state->active->info();
 }
 
+std::vector<MemberInfo> Engine::identities() const {
+  std::vector<MemberInfo> out;
+  if (m_state->attempt) {
+    for (const auto& [m, fp] : m_state->attempt->identities()) {
+      out.push_back(MemberInfo{m.nick, m.jid, fp});
+    }
+  } else if (m_state->active) {
+    out = m_state->active->info().members;
+  }
+  return out;
+}
+
+std::vector<Engine::OutMember> Engine::out_members() const {
+  std::vector<OutMember> out;
+  for (const auto& [nick, rec] : m_state->left_out) {
+    out.push_back(OutMember{Member{nick, rec.jid}, rec.refuses, rec.code});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, ErrorCode>> Engine::refused() const {
+  return m_state->self_out.value_or(std::vector<std::pair<std::string, ErrorCode>>{});
+}
+
 const std::string& Engine::self_nick() const noexcept { return m_state->config.self_nick; }
 
 Fingerprint Engine::fingerprint() const { return m_state->identity.fingerprint(); }
 
 void Engine::State::summarize(crypto::Sha256& h) const {
-  h.update_u8(leaving ? 1 : 0).update_u8(left ? 1 : 0).update_u32(static_cast<std::uint32_t>(roster.size()));
-  h.update_u32(attempt_number);
+  h.update_u8(leaving ? 1 : 0).update_u8(left ? 1 : 0).update_u32(static_cast<std::uint32_t>(room.size()));
+  h.update_u32(attempt_number).update_u8(self_out ? 1 : 0).update_u32(static_cast<std::uint32_t>(left_out.size()));
   for (const auto& m : roster) {
     h.update(m.nick).update_u8(0).update(m.jid).update_u8(0);
   }
@@ -672,6 +901,7 @@ void Engine::State::summarize(crypto::Sha256& h) const {
     s.summarize(h);
   }
   h.update_u32(static_cast<std::uint32_t>(seen_nonces.size())).update_u32(static_cast<std::uint32_t>(retired.size()));
+  h.update_u32(static_cast<std::uint32_t>(unauthenticated_offers.size())).update_u8(offer_flood_reported ? 1 : 0);
   for (const auto& [nick, offers] : pending_offers) {
     h.update(nick).update_u32(static_cast<std::uint32_t>(offers.size()));
   }

@@ -15,6 +15,11 @@ std::string_view to_string(EventKind kind) noexcept {
     case EventKind::SetupFailed: return "setup_failed";
     case EventKind::SetupTimeout: return "setup_timeout";
     case EventKind::NewIdentity: return "new_identity";
+    case EventKind::Refusing: return "refusing";
+    case EventKind::MemberOut: return "member_out";
+    case EventKind::MemberExcluded: return "member_excluded";
+    case EventKind::IdentityShared: return "identity_shared";
+    case EventKind::UnauthenticatedOffers: return "unauthenticated_offers";
     case EventKind::MessageReceived: return "message_received";
     case EventKind::Heartbeat: return "heartbeat";
     case EventKind::Confirmed: return "confirmed";
@@ -27,6 +32,7 @@ std::string_view to_string(EventKind kind) noexcept {
     case EventKind::TranscriptConsistent: return "transcript_consistent";
     case EventKind::TranscriptMismatch: return "transcript_mismatch";
     case EventKind::ShutdownIncomplete: return "shutdown_incomplete";
+    case EventKind::KeyWithheld: return "key_withheld";
     case EventKind::KeyPublished: return "key_published";
     case EventKind::PeerKeyPublished: return "peer_key_published";
     case EventKind::SessionClosed: return "session_closed";
@@ -41,6 +47,7 @@ std::string_view to_string(Phase phase) noexcept {
     case Phase::Idle: return "idle";
     case Phase::SettingUp: return "setting_up";
     case Phase::Established: return "established";
+    case Phase::Out: return "out";
     case Phase::Leaving: return "leaving";
     case Phase::Left: return "left";
   }

@@ -17,7 +17,9 @@ Result<bool> entry_signature_valid(const Hash32& session_id, const crypto::Publi
 
 // Takes a genuine chat entry as a template, replaces its ciphertext (and optionally its
 // sequence number) and signs it with a published signing key. The result verifies under the
-// published key's public half exactly as the genuine entries do.
+// published key's public half exactly as the genuine entries do. Its group MAC is left as in
+// the template: only members hold the key to make one, and a judge holds none to check it, so
+// the MAC neither proves nor disproves anything outside the session (spec §5.16).
 // Errors: Decode* (template), DecodeBadValue (scalar), InvalidArgument (ciphertext size).
 Result<Bytes> forge_entry(const Hash32& session_id, ByteView template_payload, ByteView new_ciphertext,
                           ByteView published_scalar, std::uint32_t seq, Rng& rng);

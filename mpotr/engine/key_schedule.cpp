@@ -62,34 +62,29 @@ codec::SessionTag session_tag(const Hash32& sid) {
   return tag;
 }
 
-Result<PairwiseKeys> pairwise_keys(const Hash32& sid, std::uint8_t low, std::uint8_t high,
-                                   const SecretBytes& dh_a_low_e_high, const SecretBytes& dh_e_low_a_high,
-                                   const SecretBytes& dh_e_low_e_high) {
-  SecretBytes ikm;
-  ikm.resize(3 * crypto::kSharedSecretLen);
-  std::copy_n(dh_a_low_e_high.data(), crypto::kSharedSecretLen, ikm.data());
-  std::copy_n(dh_e_low_a_high.data(), crypto::kSharedSecretLen, ikm.data() + 32);
-  std::copy_n(dh_e_low_e_high.data(), crypto::kSharedSecretLen, ikm.data() + 64);
-  const SecretBytes prk = crypto::hkdf_extract(view(sid), ikm.view());
-  Bytes info(kLabelPairwise.begin(), kLabelPairwise.end());
-  info.push_back(low);
-  info.push_back(high);
-  MPOTR_TRY(SecretBytes okm, crypto::hkdf_expand(prk.view(), view(info), 64));
-  PairwiseKeys keys{SecretBytes(okm.view().first(32)), SecretBytes(okm.view().subspan(32, 32))};
-  return keys;
+Result<SecretBytes> dake_key(const Hash32& sid, std::uint8_t from, std::uint8_t to, const SecretBytes& dh_a_from_e_to,
+                             const SecretBytes& dh_e_from_e_to) {
+  SecretBytes ikm(2 * crypto::kSharedSecretLen);
+  std::copy_n(dh_a_from_e_to.data(), crypto::kSharedSecretLen, ikm.data());
+  std::copy_n(dh_e_from_e_to.data(), crypto::kSharedSecretLen, ikm.data() + crypto::kSharedSecretLen);
+  Bytes info(kLabelDakeKey.begin(), kLabelDakeKey.end());
+  info.push_back(from);
+  info.push_back(to);
+  return crypto::hkdf_sha256(view(sid), ikm.view(), view(info), 32);
 }
 
-Result<PairwiseKeys> pairwise_keys_for(const Hash32& sid, std::uint8_t self, std::uint8_t peer,
-                                       const crypto::PrivateKey& identity, const crypto::PrivateKey& dh,
-                                       const crypto::PublicKey& peer_identity, const crypto::PublicKey& peer_dh) {
-  MPOTR_TRY(SecretBytes static_eph, identity.ecdh(peer_dh));   // A_self · E_peer
-  MPOTR_TRY(SecretBytes eph_static, dh.ecdh(peer_identity));   // E_self · A_peer
-  MPOTR_TRY(SecretBytes eph_eph, dh.ecdh(peer_dh));
-  if (self < peer) {
-    return pairwise_keys(sid, self, peer, static_eph, eph_static, eph_eph);
-  }
-  // From the high member's side DH(A_low, E_high) is E_self · A_peer and vice versa.
-  return pairwise_keys(sid, peer, self, eph_static, static_eph, eph_eph);
+Result<SecretBytes> dake_key_to(const Hash32& sid, std::uint8_t from, std::uint8_t to, const crypto::PrivateKey& identity,
+                                const crypto::PrivateKey& dh, const crypto::PublicKey& to_dh) {
+  MPOTR_TRY(SecretBytes static_eph, identity.ecdh(to_dh));  // a_from · E_to
+  MPOTR_TRY(SecretBytes eph_eph, dh.ecdh(to_dh));           // e_from · E_to
+  return dake_key(sid, from, to, static_eph, eph_eph);
+}
+
+Result<SecretBytes> dake_key_from(const Hash32& sid, std::uint8_t from, std::uint8_t to, const crypto::PrivateKey& to_dh,
+                                  const crypto::PublicKey& from_identity, const crypto::PublicKey& from_dh) {
+  MPOTR_TRY(SecretBytes static_eph, to_dh.ecdh(from_identity));  // e_to · A_from
+  MPOTR_TRY(SecretBytes eph_eph, to_dh.ecdh(from_dh));           // e_to · E_from
+  return dake_key(sid, from, to, static_eph, eph_eph);
 }
 
 Hash32 dake_mac(const SecretBytes& mac_key, const Hash32& sid, std::uint8_t from, std::uint8_t to,
@@ -104,6 +99,12 @@ Result<SecretBytes> elgamal_pad(const Hash32& sid, std::uint8_t from, std::uint8
   const std::uint8_t idx[2] = {from, to};
   const Bytes info = labelled(kLabelElGamal, {ByteView(idx, 2), view(elgamal_r), view(recipient_dh)});
   return crypto::hkdf_sha256(view(sid), shared.view(), view(info), 32);
+}
+
+Hash32 commit(const Hash32& sid, std::uint8_t sender, const SecretBytes& secret) {
+  crypto::Sha256 h;
+  h.update(kLabelCommit).update(view(sid)).update_u8(sender).update(secret.view());
+  return h.finish();
 }
 
 SecretBytes group_secret(const Hash32& sid, const std::vector<SecretBytes>& secrets_in_order) {
@@ -134,6 +135,12 @@ Result<Hash32> key_confirm(const SecretBytes& group_secret, const Hash32& transc
   const Bytes data = labelled(kLabelKeyConfirm, {view(transcript_hash)});
   return crypto::hmac_sha256(confirm_key.view(), view(data));
 }
+
+Result<SecretBytes> auth_key(const SecretBytes& group_secret) {
+  return crypto::hkdf_expand(group_secret.view(), as_bytes(kLabelAuth), 32);
+}
+
+Hash32 message_mac(const SecretBytes& auth_key, ByteView mac_part) { return crypto::hmac_sha256(auth_key.view(), mac_part); }
 
 Result<SenderKey> sender_key(const SecretBytes& group_secret, std::uint8_t sender) {
   Bytes info(kLabelSender.begin(), kLabelSender.end());
@@ -170,6 +177,12 @@ Hash32 chain_start(const Hash32& sid, std::uint8_t sender) {
 Hash32 chain_next(const Hash32& previous, const Hash32& message_id) {
   crypto::Sha256 h;
   h.update(view(previous)).update(view(message_id));
+  return h.finish();
+}
+
+Hash32 chain_lost(const Hash32& previous, std::uint32_t first, std::uint32_t last) {
+  crypto::Sha256 h;
+  h.update(view(previous)).update(kLabelLost).update_u32(first).update_u32(last);
   return h.finish();
 }
 

@@ -478,6 +478,8 @@ std::vector<Region> regions_of(ByteView payload) {
           l.add("session_id", 32);
           l.add("sender", 1);
           l.point("elgamal_r");
+          l.add("commit", 32);
+          l.add("refused", codec::kMemberSetLen);
           l.add("count", 1);
           for (std::size_t i = 0; i < m.shares.size(); ++i) {
             l.add("share.mac", 32);
@@ -501,16 +503,34 @@ std::vector<Region> regions_of(ByteView payload) {
           l.add("view_digest", 32);
           l.add("ct_len", 2);
           l.add("ciphertext", m.ciphertext.size());
+          l.add("mac", codec::kMacLen);
           l.add("signature", 64);
-        } else if constexpr (std::is_same_v<T, codec::Shutdown>) {
+        } else if constexpr (std::is_same_v<T, codec::Shutdown> || std::is_same_v<T, codec::Quit>) {
           l.add("session_tag", 8);
           l.add("sender", 1);
           l.add("final_count", 4);
+          l.add("mac", codec::kMacLen);
           l.add("signature", 64);
         } else if constexpr (std::is_same_v<T, codec::Digest>) {
           l.add("session_tag", 8);
           l.add("sender", 1);
           l.add("transcript_digest", 32);
+          l.add("mac", codec::kMacLen);
+          l.add("signature", 64);
+        } else if constexpr (std::is_same_v<T, codec::End>) {
+          l.add("session_tag", 8);
+          l.add("sender", 1);
+          l.add("present", codec::kMemberSetLen);
+          l.add("digests_hash", 32);
+          l.add("mac", codec::kMacLen);
+          l.add("signature", 64);
+        } else if constexpr (std::is_same_v<T, codec::Accuse>) {
+          l.add("session_id", 32);
+          l.add("sender", 1);
+          l.add("accused", 1);
+          l.add("dh_private", 32);
+          l.add("ks_len", 2);
+          l.add("key_share", m.key_share.size());
           l.add("signature", 64);
         } else if constexpr (std::is_same_v<T, codec::KeyReveal>) {
           l.add("session_tag", 8);

@@ -229,12 +229,12 @@ TEST_CASE("sim: truncated, padded, oversize and unknown payloads", "[sim][garbag
     CHECK_FALSE(d.changed);
   };
   expect({}, ErrorCode::DecodeTruncated);
-  expect({0x01}, ErrorCode::DecodeTruncated);
+  expect({kProtocolVersion}, ErrorCode::DecodeTruncated);
   expect({0x00, 0x10}, ErrorCode::DecodeBadVersion);
-  expect({0x02, 0x01}, ErrorCode::DecodeBadVersion);
+  expect({0x01, 0x01}, ErrorCode::DecodeBadVersion);  // a version 1 offer
   expect({0xff}, ErrorCode::DecodeBadVersion);
-  for (int t : {0x00, 0x04, 0x0f, 0x12, 0x1f, 0x24, 0x7f, 0xff}) {
-    expect({0x01, static_cast<std::uint8_t>(t), 0x00, 0x00}, ErrorCode::DecodeUnknownType);
+  for (int t : {0x00, 0x05, 0x0f, 0x12, 0x1f, 0x25, 0x7f, 0xff}) {
+    expect({kProtocolVersion, static_cast<std::uint8_t>(t), 0x00, 0x00}, ErrorCode::DecodeUnknownType);
   }
   // Whole conversation: every strict prefix of every message is truncated, every message with
   // anything appended has trailing bytes, for the member it is meant for at that moment.
@@ -259,7 +259,7 @@ TEST_CASE("sim: truncated, padded, oversize and unknown payloads", "[sim][garbag
   check_clean(room, clean);
 
   // A chat entry whose ciphertext exceeds the text limit is refused by the codec; one at the
-  // limit decodes (and then fails the signature, the server having re-encoded it).
+  // limit decodes (and then fails the group MAC, the server having re-encoded it).
   Room r2(3, 36);
   Adversary a2(r2, 15);
   a2.run();
@@ -274,7 +274,7 @@ TEST_CASE("sim: truncated, padded, oversize and unknown payloads", "[sim][garbag
   msg.ciphertext.assign(kMaxTextLen, 0x41);
   const auto& at_limit = a2.deliver("bob", "alice", codec::encode(msg), "at-limit");
   REQUIRE(at_limit.error.has_value());
-  CHECK(at_limit.error->code == ErrorCode::BadSignature);
+  CHECK(at_limit.error->code == ErrorCode::BadMac);
   CHECK(adv.violations().empty());
   CHECK(a2.violations().empty());
 }
@@ -419,12 +419,11 @@ TEST_CASE("sim: forged attempt numbers cannot wedge the room", "[sim][tamper][se
   CHECK(texts_from(room.by_nick("carol"), "bob") == std::vector<std::string>{"still works"});
 }
 
-TEST_CASE("sim: late setup messages are authenticated", "[sim][spoof][tamper][!mayfail]") {
-  // After a member established, the engine answers every KeyShare/Attest naming that session
-  // with Duplicate before looking at the sender or the signature, so a spoofed or forged copy
-  // is reported as a harmless duplicate. Correct: the same checks as before establishment
-  // (NickMismatch for another member's message under a wrong nick, BadSignature for a forgery);
-  // only an exact copy is a Duplicate.
+TEST_CASE("sim: late setup messages are authenticated", "[sim][spoof][tamper]") {
+  // After a member established, a KeyShare/Attest naming that session gets the same checks as
+  // before establishment (R-KS-1): NickMismatch for another member's message under a wrong
+  // nick, BadSignature for a forgery; only an exact copy is a Duplicate. (Version 1 answered
+  // Duplicate before looking at either.)
   Room room(3, 38);
   Adversary adv(room, 17);
   adv.run();

@@ -220,19 +220,27 @@ TEST_CASE("sim: membership changes converge on a fresh session", "[sim][membersh
       if (nick != "bob") {
         CHECK(texts_from(m, "bob") == std::vector<std::string>{"before change 2"});
       }
-      // The old session closed cleanly: transcripts compared, our key published.
+      // The old session closed: transcripts compared among those that finished.
       bool consistent = false;
       for (const auto& e : events_of(m, EventKind::TranscriptConsistent)) {
         consistent = consistent || e.session_id == *o.old_sid;
       }
-      // When carol vanished without a shutdown, she is excused once she has left the room and
-      // the others still finish (see "connection drop: the others still finish the old session").
       CHECK(consistent);
+      // Our key is published only if every other member authenticated the end; carol vanishing
+      // without a shutdown (a dropped connection) keeps it withheld, and says so (R-SD-15).
+      const bool carol_vanished = change == Change::DropAfterChat || change == Change::JoinAndDropAfterChat;
       bool published = false;
       for (const auto& e : events_of(m, EventKind::KeyPublished)) {
         published = published || e.session_id == *o.old_sid;
       }
-      CHECK(published);
+      std::vector<std::string> withheld_for;
+      for (const auto& e : events_of(m, EventKind::KeyWithheld)) {
+        if (e.session_id == *o.old_sid) {
+          withheld_for = e.nicks;
+        }
+      }
+      CHECK(published == !carol_vanished);
+      CHECK(withheld_for == (carol_vanished ? std::vector<std::string>{"carol"} : std::vector<std::string>{}));
     }
     // Newcomers never see the old session's entries.
     for (const char* nick : {"dave", "erin"}) {
@@ -261,15 +269,12 @@ TEST_CASE("sim: entries of the old session are reported with its session id", "[
   CHECK(got[0].session_id == old_sid);
 }
 
-TEST_CASE("sim: connection drop: the others still finish the old session", "[sim][membership]") {
-  // Carol's connection drops (no leave(), no Shutdown). Alice and bob re-key at once, but the
-  // old session's shutdown needs carol's final count before anyone can send a Digest, so both
-  // stall; at the shutdown timeout each finds the other "silent" and still in the room, and
-  // withholds its key for good. One member losing its connection thus costs everyone
-  // deniability for the whole session, and the two remaining transcripts are never compared.
-  // Correct (the engine's own rule: publish "if every silent member left"): the members still
-  // present finish the shutdown without the departed one — ShutdownIncomplete naming only
-  // carol, digests compared, keys published.
+TEST_CASE("sim: connection drop: the others finish the check and withhold their keys", "[sim][membership]") {
+  // Carol's connection drops (no leave(), no Shutdown, no Quit). Alice and bob re-key at once;
+  // the old session's shutdown excuses carol at the deadline (presence plays no part) and the
+  // two compare their transcripts. Their keys stay withheld: nothing carol signed says she
+  // accepts nothing more, and a published key would let the server forge entries to her if she
+  // were in fact still there (the v1 attack, R-SD-15). They are told so.
   Room room(3, 710);
   Adversary adv(room, 2);
   adv.run();
@@ -291,11 +296,19 @@ TEST_CASE("sim: connection drop: the others still finish the old session", "[sim
       }
     }
     CHECK(incomplete == std::vector<std::vector<std::string>>{{"carol"}});
-    bool published = false;
-    for (const auto& e : events_of(m, EventKind::KeyPublished)) {
-      published = published || e.session_id == old_sid;
+    bool consistent = false;
+    for (const auto& e : events_of(m, EventKind::TranscriptConsistent)) {
+      consistent = consistent || (e.session_id == old_sid && e.nicks == std::vector<std::string>{"carol"});
     }
-    CHECK(published);
+    CHECK(consistent);
+    std::vector<std::string> withheld_for;
+    for (const auto& e : events_of(m, EventKind::KeyWithheld)) {
+      if (e.session_id == old_sid) {
+        withheld_for = e.nicks;
+      }
+    }
+    CHECK(withheld_for == std::vector<std::string>{"carol"});
+    CHECK(count_events(m, EventKind::KeyPublished) == 0);
   }
 }
 

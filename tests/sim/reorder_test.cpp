@@ -215,7 +215,8 @@ TEST_CASE("sim: heartbeats reveal an entry dropped for one member only", "[sim][
   CHECK(gaps[0].nick == "alice");
   CHECK(gaps[0].seq == 1);
   CHECK(gaps[0].seq_end == 1);
-  CHECK(gaps[0].detail == "'bob' has seen them");
+  CHECK(gaps[0].detail == "'bob' acknowledged them");
+  CHECK(gaps[0].by == "bob");
   // Never arrives: lost after the gap timeout.
   adv.advance(kDefaultGapTimeoutMs);
   const auto lost = events_of(carol, EventKind::MessageLost, mark);

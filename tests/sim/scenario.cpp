@@ -236,7 +236,8 @@ Bytes PuppetMember::offer(const std::vector<std::string>& sorted_nicks, std::uin
 }
 
 Bytes PuppetMember::key_share(const std::vector<codec::Offer>& offers,
-                              const std::function<Hash32(std::size_t)>& secret_for) {
+                              const std::function<Hash32(std::size_t)>& secret_for, std::optional<Hash32> committed,
+                              const std::function<bool(std::size_t)>& bad_mac_for) {
   m_sid = ks::session_id(Room::kRoomName, offers);
   m_self = offers.size();
   for (std::size_t j = 0; j < offers.size(); ++j) {
@@ -252,18 +253,23 @@ Bytes PuppetMember::key_share(const std::vector<codec::Offer>& offers,
   msg.session_id = m_sid;
   msg.sender = self;
   msg.elgamal_r = m_r->public_key().point();
+  if (!committed) {
+    committed = secret_for(m_self == 0 ? 1 : 0);
+  }
+  msg.commit = ks::commit(m_sid, self, SecretBytes(view(*committed)));
   for (std::size_t j = 0; j < offers.size(); ++j) {
     if (j == m_self) {
       continue;
     }
     const auto pj = static_cast<std::uint8_t>(j);
-    const auto peer_a = must(crypto::PublicKey::from_point(view(offers[j].identity_key)), "peer identity");
     const auto peer_e = must(crypto::PublicKey::from_point(view(offers[j].dh_key)), "peer dh");
-    const auto keys = must(ks::pairwise_keys_for(m_sid, self, pj, *m_identity, *m_dh, peer_a, peer_e), "pairwise");
-    const SecretBytes& mac_out = self < pj ? keys.mac_low_to_high : keys.mac_high_to_low;
+    const SecretBytes mac_key = must(ks::dake_key_to(m_sid, self, pj, *m_identity, *m_dh, peer_e), "dake key");
     codec::PairShare share;
-    share.mac = ks::dake_mac(mac_out, m_sid, self, pj, m_signing->public_key().point(), m_dh->public_key().point(),
+    share.mac = ks::dake_mac(mac_key, m_sid, self, pj, m_signing->public_key().point(), m_dh->public_key().point(),
                              msg.elgamal_r);
+    if (bad_mac_for && bad_mac_for(j)) {
+      share.mac[0] ^= 0x01;
+    }
     const SecretBytes shared = must(m_r->ecdh(peer_e), "ecdh");
     const SecretBytes pad = must(ks::elgamal_pad(m_sid, self, pj, shared, msg.elgamal_r, offers[j].dh_key), "pad");
     const Hash32 x = secret_for(j);

@@ -68,8 +68,14 @@ class PuppetMember {
   // Offer for the given sorted roster and attempt number.
   Bytes offer(const std::vector<std::string>& sorted_nicks, std::uint32_t attempt);
   // Key share for the session fixed by `offers` (decoded, roster order); `secret_for(j)` is the
-  // group-key contribution encrypted to member j (an honest member uses one value for all).
-  Bytes key_share(const std::vector<codec::Offer>& offers, const std::function<Hash32(std::size_t)>& secret_for);
+  // group-key contribution encrypted to member j (an honest member uses one value for all). The
+  // commitment is to `committed` (default: what the first other member gets); `bad_mac_for(j)`
+  // true makes the DAKE MAC for member j wrong.
+  Bytes key_share(const std::vector<codec::Offer>& offers, const std::function<Hash32(std::size_t)>& secret_for,
+                  std::optional<Hash32> committed = std::nullopt,
+                  const std::function<bool(std::size_t)>& bad_mac_for = {});
+  // The ephemeral DH key of this puppet (what an accusation by it reveals).
+  const crypto::PrivateKey& dh_key() const { return *m_dh; }
   // Attest consistent with the given key shares (roster order) and our contribution `own`.
   Bytes attest(const std::vector<Bytes>& offers, const std::vector<Bytes>& key_shares,
                const std::vector<Hash32>& secrets);

@@ -91,7 +91,22 @@ std::optional<ErrorCode> expected_code(const Region& region, const Bytes& tamper
   if (r == "roster_digest" || r == "attempt" || r == "nonce") {
     return std::nullopt;  // Offer fields only the later rounds authenticate
   }
-  return ErrorCode::BadSignature;  // every other field is covered by the signature
+  if (r == "refused") {
+    // Checked against the roster before the signature (R-KS-5): a bit at index ≥ n, or the
+    // sender's own (alice is 0), is malformed; any other flip breaks the signature.
+    const auto ks = decode_as<codec::KeyShare>(tampered);
+    return ks.refused.bound() > roster_size || ks.refused.test(ks.sender) ? ErrorCode::DecodeBadValue
+                                                                          : ErrorCode::BadSignature;
+  }
+  if (r == "signature") {
+    return ErrorCode::BadSignature;
+  }
+  // Messages with a group MAC check it before the signature (R-DATA-15): every byte it covers,
+  // and the MAC itself.
+  const auto type = codec::peek_type(view(tampered)).value();
+  const bool macd = type == MessageType::Data || type == MessageType::Heartbeat || type == MessageType::Shutdown ||
+                    type == MessageType::Digest || type == MessageType::End || type == MessageType::Quit;
+  return macd ? ErrorCode::BadMac : ErrorCode::BadSignature;
 }
 
 struct Probe {
@@ -186,8 +201,8 @@ void sweep(const Target& t) {
       CHECK(*want == ErrorCode::DecodeUnknownType);
     }
     if (region.name == "type" && codec::peek_type(view(tampered)).ok()) {
-      // Another valid type with the same layout (Digest <-> End): the signature covers the type.
-      CHECK((is_decode_error(*want) || *want == ErrorCode::BadSignature));
+      // Another valid type with the same layout (Shutdown <-> Quit): the MAC covers the type.
+      CHECK((is_decode_error(*want) || *want == ErrorCode::BadMac));
     } else if (region.name == "type" || region.name == "count" || region.name == "ct_len" ||
                region.name == "nick_len" || region.name.ends_with(".prefix")) {
       CHECK(is_decode_error(*want));
@@ -287,6 +302,7 @@ TEST_CASE("sim: tamper heartbeat byte offsets", "[sim][tamper]") { sweep({Messag
 TEST_CASE("sim: tamper shutdown byte offsets", "[sim][tamper]") { sweep({MessageType::Shutdown, "alice", "carol"}); }
 TEST_CASE("sim: tamper digest byte offsets", "[sim][tamper]") { sweep({MessageType::Digest, "alice", "carol"}); }
 TEST_CASE("sim: tamper key_reveal byte offsets", "[sim][tamper]") { sweep({MessageType::KeyReveal, "alice", "carol"}); }
+TEST_CASE("sim: tamper end byte offsets", "[sim][tamper]") { sweep({MessageType::End, "alice", "carol"}); }
 
 namespace {
 

@@ -46,6 +46,22 @@ void add_event_fields(nlohmann::json& j, const Event& ev) {
     case EventKind::ShutdownIncomplete:
       j["nicks"] = ev.nicks;
       break;
+    case EventKind::MemberOut:
+    case EventKind::IdentityShared:
+    case EventKind::KeyWithheld:
+      j["nicks"] = ev.nicks;
+      break;
+    case EventKind::MemberExcluded:
+      j["code"] = to_string(ev.code);
+      if (!ev.by.empty()) {
+        j["by"] = ev.by;
+      }
+      break;
+    case EventKind::UnauthenticatedOffers:
+      break;
+    case EventKind::Refusing:
+      j["code"] = to_string(ev.code);
+      [[fallthrough]];
     case EventKind::NewIdentity:
       if (ev.data.size() == Fingerprint{}.bytes.size()) {
         Fingerprint fp;
@@ -78,6 +94,9 @@ void add_event_fields(nlohmann::json& j, const Event& ev) {
     case EventKind::MessageLost:
       j["seq"] = ev.seq;
       j["seq_end"] = ev.seq_end;
+      if (!ev.by.empty()) {
+        j["claimed_by"] = ev.by;
+      }
       break;
     case EventKind::SetupFailed:
     case EventKind::SessionClosing:

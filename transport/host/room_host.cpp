@@ -591,6 +591,64 @@ void RoomHost::translate(const Event& ev, HostOutput& out) {
       }
       break;
     }
+    case EventKind::Refusing: {
+      n.kind = "refusing";
+      n.code = ev.code;
+      const std::string fp = ev.detail.substr(0, ev.detail.find(':'));
+      if (ev.code == ErrorCode::IdentityChanged) {
+        n.severity = Severity::Alert;
+        n.text = who + "'s identity key has CHANGED (now " + fp + "). Until you check it you stay out of the session " +
+                 "and the others continue without you. If they really changed devices, compare fingerprints and use " +
+                 "/verify " + who + " <fingerprint> or /trust " + who;
+      } else if (ev.code == ErrorCode::IdentityUnverified) {
+        n.severity = Severity::Warning;
+        n.text = who + " is not verified and this room admits verified members only: you stay out of the session " +
+                 "while " + who + " is in it. Verify " + who + " (fingerprint " + fp + ") to join";
+      } else {
+        n.severity = Severity::Warning;
+        n.text = "You blocked " + who + ": you stay out of the session while " + who + " is in it";
+      }
+      break;
+    }
+    case EventKind::MemberOut:
+      if (who == m_self_nick) {
+        n.kind = "self_out";
+        n.severity = Severity::Warning;
+        n.text = "You are out of the session: you do not accept " + join(ev.nicks) +
+                 ". The others continue without you; nothing you type is sent";
+      } else {
+        n.kind = "member_out";
+        n.severity = Severity::Info;
+        n.text = who + " stays out of the session: " + who + " does not accept " + join(ev.nicks);
+      }
+      break;
+    case EventKind::MemberExcluded: {
+      n.kind = "excluded";
+      n.severity = Severity::Alert;
+      n.code = ev.code;
+      const std::string by = ev.by.empty() || ev.by == who ? std::string() : " (shown by " + ev.by + ")";
+      n.text = who + " is left out of the session" + by + ": " + ev.detail;
+      break;
+    }
+    case EventKind::IdentityShared:
+      n.kind = "identity_shared";
+      n.severity = Severity::Alert;
+      n.text = who + " presents the same identity key as " + join(ev.nicks) +
+               " under another JID: the same person twice, or a copied key (" + ev.detail + ")";
+      break;
+    case EventKind::UnauthenticatedOffers:
+      n.kind = "forged_offers";
+      n.severity = Severity::Alert;
+      n.text = "Restart offers keep arriving in " + who + "'s name without " + who +
+               "'s session key: probably forged by the server. The session stays up and " + who + " is not to blame";
+      break;
+    case EventKind::KeyWithheld:
+      n.kind = "key_withheld";
+      n.severity = Severity::Warning;
+      n.text = "Our signing key for session " + short_id(ev.session_id) + " is WITHHELD: " + join(ev.nicks) + " (" +
+               ev.detail + "). Deniability is lost for this session until they do; publishing now would let the " +
+               "server forge our messages to them";
+      break;
     case EventKind::MessageReceived:
       n.kind = "message";
       n.severity = Severity::Info;
@@ -631,13 +689,15 @@ void RoomHost::translate(const Event& ev, HostOutput& out) {
       n.kind = "gap";
       n.severity = Severity::Warning;
       n.text = "Messages " + range(ev.seq, ev.seq_end) + " from " + who +
+               (ev.by.empty() ? std::string() : " (acknowledged by " + ev.by + ")") +
                " are missing; later ones are held until they arrive";
       break;
     case EventKind::MessageLost:
       n.kind = "lost";
       n.severity = Severity::Alert;
       n.text = "Messages " + range(ev.seq, ev.seq_end) + " from " + who +
-               " never arrived: they were lost or suppressed by the server";
+               (ev.by.empty() ? " never arrived: they were lost or suppressed by the server"
+                              : " never arrived; only " + ev.by + "'s acknowledgement claims they exist");
       break;
     case EventKind::SplitView:
       n.kind = "split_view";

@@ -40,10 +40,19 @@ struct Timeouts {
   TimeMs shutdown = kDefaultShutdownTimeoutMs;
 };
 
+// Whom we admit to a session with us (spec §7.10). A member we do not admit is not forced out:
+// we stay out of the session ourselves, the others go on without us (R-ADM-2).
+enum class AdmissionPolicy : std::uint8_t {
+  Trusted,       // every identity that is not blocked and not a changed key (TOFU)
+  VerifiedOnly,  // only identities the user verified (fingerprint or SMP)
+};
+std::string_view to_string(AdmissionPolicy policy) noexcept;
+
 struct EngineConfig {
-  std::string room;       // room address, bound into the session id
+  std::string room;       // room address, bound into the session id (normalised by the host, §13.2)
   std::string self_nick;
   Timeouts timeouts;
+  AdmissionPolicy admission = AdmissionPolicy::Trusted;
 };
 
 // Engine-level phase, for hosts and UIs. Per-attempt and per-session phases are in spec §5.
@@ -51,6 +60,8 @@ enum class Phase : std::uint8_t {
   Idle,         // no roster yet, or the last attempt failed
   SettingUp,    // an attempt is running (offers, key shares, attests)
   Established,  // a session is ready: send_text() works
+  Out,          // we refuse a member of the room (block, changed key, "verified only"): the others run
+                // without us until our trust changes (restart()) or the roster does
   Leaving,      // leave() called: shutting down, then ReadyToLeave
   Left,
 };
@@ -101,12 +112,33 @@ class Engine {
 
   // Graceful leave: shut the session down, publish our key, then emit ReadyToLeave.
   Result<Output> leave(TimeMs now, Rng& rng);
+  // Leave at once without finishing the shutdown: a signed Quit for every session that has not
+  // sent its End (we accept nothing more in it, so the others may publish their keys); our own
+  // keys stay withheld. Afterwards the engine is Left.
+  Result<Output> quit(TimeMs now, Rng& rng);
+
+  // Changes whom we admit and starts a new attempt if a roster is set.
+  Result<Output> set_admission(AdmissionPolicy policy, TimeMs now, Rng& rng);
 
   // Run due timers (heartbeat, gap, confirmation, setup and shutdown timeouts).
   Result<Output> tick(TimeMs now, Rng& rng);
 
   Phase phase() const noexcept;
   std::optional<SessionInfo> session() const;
+  // The identities of the current attempt's offers, or of the active session: what a user can
+  // verify while a member (or we) is out of the session.
+  std::vector<MemberInfo> identities() const;
+  // Members left out of our attempts, and why.
+  struct OutMember {
+    Member member;
+    // Non-empty: it refuses these members, so it stays out (R-ADM-2). Empty: it was excluded for
+    // `code` (MemberExcluded: R-KS-13, R-AT-7).
+    std::vector<std::string> refuses;
+    ErrorCode code = ErrorCode::Internal;
+  };
+  std::vector<OutMember> out_members() const;
+  // The members we refuse while Phase::Out (R-ADM-1), with why (IdentityBlocked/Changed/Unverified).
+  std::vector<std::pair<std::string, ErrorCode>> refused() const;
   const std::string& self_nick() const noexcept;
   Fingerprint fingerprint() const;
   StateSummary summary() const;

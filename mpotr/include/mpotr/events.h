@@ -23,6 +23,16 @@ enum class EventKind : std::uint8_t {
   SetupFailed,         // code + detail; nick = member whose authenticated message proved disagreement
   SetupTimeout,        // nicks = members whose messages are missing; detail = last rejection seen
   NewIdentity,         // nick/jid/fingerprint of a key seen for the first time (host records TOFU)
+  Refusing,            // we do not accept nick: code = IdentityBlocked / IdentityChanged / IdentityUnverified,
+                       // detail/data = its fingerprint; we stay out of the session while it is in (R-ADM-1)
+  MemberOut,           // nick refuses the members in nicks, so nick stays out of the next attempt (R-ADM-2);
+                       // nick may be ourselves (then Engine::phase() is Out)
+  MemberExcluded,      // nick is left out of the next attempt: code = why (GroupKeyMismatch: inconsistent
+                       // secret; BadMac: its key share failed authentication; Equivocation; FalseAccusation),
+                       // by = the accuser if any (R-KS-13, R-AT-7)
+  IdentityShared,      // nick presents the same identity key as nicks (another JID): data = fingerprint
+  UnauthenticatedOffers, // offers in nick's name that its session key does not authenticate keep coming:
+                       // probably forged by the server; the session is not closed for them (R-OFF-9)
   // communication
   MessageReceived,     // nick, seq, text (late = true when it arrived after later messages)
   Heartbeat,           // nick, seq: an acknowledgement-only message was received (not shown)
@@ -37,6 +47,8 @@ enum class EventKind : std::uint8_t {
   TranscriptConsistent,// session_id: every member's final transcript digest equals ours
   TranscriptMismatch,  // nick = member whose final digest differs
   ShutdownIncomplete,  // nicks = members that never completed shutdown
+  KeyWithheld,         // our signing key for session_id is NOT published: nicks have not authenticated
+                       // that they accept nothing more (no End or Quit); published if they still do
   KeyPublished,        // we published our ephemeral signing key for session_id
   PeerKeyPublished,    // nick published theirs; data = the 32-byte private scalar (now public)
   SessionClosed,       // session_id: nothing more will be accepted for it
@@ -51,7 +63,9 @@ struct Event {
   EventKind kind{};
   ErrorCode code = ErrorCode::Internal;  // meaningful for SetupFailed / SetupTimeout
   std::string nick;
-  std::string by;                         // Confirmed: the confirming member
+  std::string by;                         // Confirmed: the confirming member; Gap/MessageLost: the member
+                                          // whose acknowledgement alone claims the entries exist;
+                                          // MemberExcluded: the accuser
   std::vector<std::string> nicks;
   std::uint32_t seq = 0;
   std::uint32_t seq_end = 0;

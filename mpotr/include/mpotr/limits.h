@@ -7,7 +7,7 @@
 
 namespace mpotr {
 
-inline constexpr std::uint8_t kProtocolVersion = 1;
+inline constexpr std::uint8_t kProtocolVersion = 2;   // wire version byte and urn:mpotr:2
 
 inline constexpr std::size_t kMaxMembers = 128;          // roster size, member index fits a u8
 inline constexpr std::size_t kMaxNickLen = 64;           // bytes of UTF-8
@@ -21,6 +21,9 @@ inline constexpr std::uint32_t kMaxAttemptJump = 64;     // how far ahead an off
 inline constexpr std::size_t kMaxRememberedNonces = 512;     // offer nonces kept to detect replays
 inline constexpr std::size_t kMaxClosingSessions = 4;    // old sessions still shutting down
 inline constexpr std::uint32_t kMaxMessagesPerSession = 1u << 20;  // transcript length; then re-key
+// Also the largest seq, ack and final count a receiver accepts: a number a member signs can never
+// make a receiver do more than a message's worth of work (losses are kept as ranges, so a claim
+// costs O(1) however large, and every stored range is followed by a received entry).
 
 // Default timers, milliseconds. The host may override them in EngineConfig.
 inline constexpr std::uint64_t kDefaultSetupTimeoutMs = 30'000;

@@ -35,7 +35,7 @@ enum class ErrorCode : std::uint16_t {
   RosterMismatch = 44,     // offer made for a different member list
   BadSignature = 45,
   BadMac = 46,             // pairwise deniable authentication failed
-  SessionIdMismatch = 47,
+  SessionIdMismatch = 47,  // reserved: no longer produced (stale setup messages are UnknownSession)
   TranscriptMismatch = 48, // setup transcript or final transcript digest differs
   GroupKeyMismatch = 49,   // key confirmation differs: someone sent inconsistent secrets
   Duplicate = 50,          // exact message seen before (replay)
@@ -47,6 +47,8 @@ enum class ErrorCode : std::uint16_t {
   IdentityBlocked = 56,    // trust store says blocked
   IdentityChanged = 57,    // key differs from the one trusted for this JID
   Replay = 58,             // message from an earlier attempt or session replayed
+  IdentityUnverified = 59, // "verified only" admission: the key is not verified by the user
+  FalseAccusation = 60,    // an accusation that the accused's own signed key share refutes
   // internal
   Internal = 90,
 };

@@ -46,6 +46,7 @@ Data sample_data(MessageType type = MessageType::Data) {
   if (type == MessageType::Data) {
     m.ciphertext = Bytes(100, 0xab);
   }
+  m.mac = filled<32>(10);
   m.signature = filled<64>(9);
   return m;
 }
@@ -55,6 +56,8 @@ std::vector<Bytes> one_of_each() {
   ks.session_id = filled<32>(1);
   ks.sender = 2;
   ks.elgamal_r = point(6);
+  ks.commit = filled<32>(7);
+  ks.refused.set(1);
   ks.shares.resize(2);
   ks.signature = filled<64>(3);
   Attest at;
@@ -70,8 +73,23 @@ std::vector<Bytes> one_of_each() {
   KeyReveal kr;
   kr.session_tag = filled<8>(3);
   kr.private_key = filled<32>(4);
-  return {encode(sample_offer()), encode(ks), encode(at), encode(sample_data()), encode(sample_data(MessageType::Heartbeat)),
-          encode(sd), encode(dg), encode(kr)};
+  Accuse ac;
+  ac.session_id = filled<32>(5);
+  ac.sender = 1;
+  ac.accused = 2;
+  ac.dh_private = filled<32>(6);
+  ac.key_share = encode(ks);
+  End en;
+  en.session_tag = filled<8>(7);
+  en.present.set(0);
+  en.present.set(2);
+  en.digests_hash = filled<32>(8);
+  Quit qt;
+  qt.session_tag = filled<8>(9);
+  qt.final_count = kMaxMessagesPerSession;
+  return {encode(sample_offer()), encode(ks),  encode(at), encode(sample_data()), encode(sample_data(MessageType::Heartbeat)),
+          encode(sd),             encode(dg),  encode(kr), encode(ac),            encode(en),
+          encode(qt)};
 }
 
 ErrorCode decode_error(const Bytes& b) {
@@ -94,26 +112,31 @@ TEST_CASE("every message type round-trips byte for byte", "[codec]") {
   }
 }
 
-TEST_CASE("signed_len covers everything but the trailing signature", "[codec]") {
+TEST_CASE("signed_len covers everything but the trailing signature, mac_len everything but the MAC too", "[codec]") {
   const Data m = sample_data();
   const Bytes b = encode(m);
   auto d = decode(view(b));
   REQUIRE(d.ok());
   REQUIRE(d->signed_len == b.size() - 64);
+  REQUIRE(d->mac_len == b.size() - 64 - kMacLen);
   REQUIRE(encode_signed_part(m) == Bytes(b.begin(), b.end() - 64));
+  REQUIRE(encode_mac_part(m) == Bytes(b.begin(), b.end() - 64 - kMacLen));
+  auto at = decode(view(one_of_each()[2]));
+  REQUIRE(at->mac_len == 0);  // setup messages carry no group MAC
   auto offer = decode(view(encode(sample_offer())));
   REQUIRE(offer->signed_len == encode(sample_offer()).size());
 }
 
 TEST_CASE("header errors: version and type", "[codec]") {
   Bytes b = encode(sample_offer());
-  b[0] = 2;
+  b[0] = 1;  // version 1
   REQUIRE(decode_error(b) == ErrorCode::DecodeBadVersion);
   b[0] = kProtocolVersion;
   b[1] = 0x7f;
   REQUIRE(decode_error(b) == ErrorCode::DecodeUnknownType);
   REQUIRE(decode_error(Bytes{}) == ErrorCode::DecodeTruncated);
-  REQUIRE(decode_error(Bytes{1}) == ErrorCode::DecodeTruncated);
+  REQUIRE(decode_error(Bytes{kProtocolVersion}) == ErrorCode::DecodeTruncated);
+  REQUIRE(decode_error(Bytes{1}) == ErrorCode::DecodeBadVersion);  // the version is read first
 }
 
 TEST_CASE("every strict prefix of every message is truncated, one more byte is trailing", "[codec]") {
@@ -172,6 +195,31 @@ TEST_CASE("field bounds are enforced", "[codec]") {
     m.acks.clear();
     REQUIRE(decode_error(encode(m)) == ErrorCode::DecodeBadValue);
   }
+  SECTION("counts above 2^20: seq, acks, final counts") {
+    Data m = sample_data();
+    m.seq = kMaxMessagesPerSession + 1;
+    REQUIRE(decode_error(encode(m)) == ErrorCode::DecodeBadValue);
+    m.seq = kMaxMessagesPerSession;
+    REQUIRE(decode(view(encode(m))).ok());
+    m.acks[0] = kMaxMessagesPerSession + 1;
+    REQUIRE(decode_error(encode(m)) == ErrorCode::DecodeBadValue);
+    Shutdown sd;
+    sd.final_count = 0xffffffffu;
+    REQUIRE(decode_error(encode(sd)) == ErrorCode::DecodeBadValue);
+    Quit q;
+    q.final_count = kMaxMessagesPerSession + 1;
+    REQUIRE(decode_error(encode(q)) == ErrorCode::DecodeBadValue);
+  }
+  SECTION("accusations: not of oneself, and with a key share") {
+    Accuse a;
+    a.sender = 1;
+    a.accused = 1;
+    a.key_share = Bytes{1};
+    REQUIRE(decode_error(encode(a)) == ErrorCode::DecodeBadValue);
+    a.accused = 0;
+    a.key_share.clear();
+    REQUIRE(decode_error(encode(a)) == ErrorCode::DecodeBadValue);
+  }
   SECTION("whole message size") {
     Bytes huge(kMaxWireMessageLen + 1, 0);
     huge[0] = kProtocolVersion;
@@ -198,6 +246,22 @@ TEST_CASE("varints are minimal, bounded and round-trip", "[codec]") {
   REQUIRE(Reader(view(too_big)).varint().error().code == ErrorCode::DecodeBadValue);
   const Bytes cut{0x80};
   REQUIRE(Reader(view(cut)).varint().error().code == ErrorCode::DecodeTruncated);
+}
+
+TEST_CASE("member sets: bit i of byte i/8, bound() is one past the highest", "[codec]") {
+  MemberSet s;
+  REQUIRE(s.empty());
+  REQUIRE(s.bound() == 0);
+  s.set(0);
+  s.set(9);
+  s.set(127);
+  REQUIRE(s.bits[0] == 0x01);
+  REQUIRE(s.bits[1] == 0x02);
+  REQUIRE(s.bits[15] == 0x80);
+  REQUIRE(s.test(9));
+  REQUIRE_FALSE(s.test(8));
+  REQUIRE_FALSE(s.test(128));  // outside: never set
+  REQUIRE(s.bound() == 128);
 }
 
 TEST_CASE("errors name the offending field", "[codec]") {

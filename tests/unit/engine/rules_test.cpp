@@ -21,6 +21,7 @@
 
 #include "mpotr/codec/messages.h"
 #include "mpotr/crypto/crypto.h"
+#include "support/alloc_counter.h"
 #include "support/room.h"
 
 using namespace mpotr;
@@ -200,7 +201,7 @@ Hash32 to_hash(ByteView v) {
 }
 
 Hash32 roster_digest(std::string_view room, const std::vector<std::string>& nicks) {
-  Bytes b = cat({txt("mpotr-v1 roster"), view(vec8(room)), view(u8(static_cast<std::uint8_t>(nicks.size())))});
+  Bytes b = cat({txt("mpotr-v2 roster"), view(vec8(room)), view(u8(static_cast<std::uint8_t>(nicks.size())))});
   for (const auto& n : nicks) {
     append(b, view(vec8(n)));
   }
@@ -208,7 +209,7 @@ Hash32 roster_digest(std::string_view room, const std::vector<std::string>& nick
 }
 
 Hash32 session_id(std::string_view room, const std::vector<codec::Offer>& offers) {
-  Bytes b = cat({txt("mpotr-v1 session id"), view(vec8(room)), view(u32(offers.at(0).attempt)),
+  Bytes b = cat({txt("mpotr-v2 session id"), view(vec8(room)), view(u32(offers.at(0).attempt)),
                  view(u8(static_cast<std::uint8_t>(offers.size())))});
   for (const auto& o : offers) {
     append(b, view(cat({view(vec8(o.nick)), view(o.nonce), view(o.identity_key), view(o.dh_key), view(o.signing_key)})));
@@ -217,17 +218,17 @@ Hash32 session_id(std::string_view room, const std::vector<codec::Offer>& offers
 }
 
 Hash32 signed_digest(const Hash32& sid, ByteView signed_part) {
-  return H(cat({txt("mpotr-v1 signed"), view(sid), signed_part}));
+  return H(cat({txt("mpotr-v2 signed"), view(sid), signed_part}));
 }
 
 Hash32 elgamal_pad(const Hash32& sid, std::uint8_t from, std::uint8_t to, const SecretBytes& shared,
                    const crypto::Point& r, const crypto::Point& e_to) {
-  const Bytes info = cat({txt("mpotr-v1 elgamal"), view(u8(from)), view(u8(to)), view(r), view(e_to)});
+  const Bytes info = cat({txt("mpotr-v2 elgamal"), view(u8(from)), view(u8(to)), view(r), view(e_to)});
   return to_hash(crypto::hkdf_sha256(view(sid), shared.view(), view(info), 32).value().view());
 }
 
 Hash32 group_secret(const Hash32& sid, const std::vector<Hash32>& secrets) {
-  Bytes b = cat({txt("mpotr-v1 group secret"), view(sid)});
+  Bytes b = cat({txt("mpotr-v2 group secret"), view(sid)});
   for (const auto& x : secrets) {
     append(b, view(x));
   }
@@ -237,7 +238,7 @@ Hash32 group_secret(const Hash32& sid, const std::vector<Hash32>& secrets) {
 // §5: offers whole, key shares without their trailing 64-byte signature (signatures are
 // malleable, the signed statement is not).
 Hash32 transcript_hash(const std::vector<Bytes>& offers, const std::vector<Bytes>& shares) {
-  Bytes b = cat({txt("mpotr-v1 setup transcript")});
+  Bytes b = cat({txt("mpotr-v2 setup transcript")});
   for (const auto& m : offers) {
     append(b, view(u32(static_cast<std::uint32_t>(m.size()))));
     append(b, view(m));
@@ -251,14 +252,18 @@ Hash32 transcript_hash(const std::vector<Bytes>& offers, const std::vector<Bytes
 }
 
 Hash32 key_confirm(const Hash32& group, const Hash32& th) {
-  const SecretBytes ck = crypto::hkdf_expand(view(group), txt("mpotr-v1 confirm"), 32).value();
-  return crypto::hmac_sha256(ck.view(), view(cat({txt("mpotr-v1 key confirm"), view(th)})));
+  const SecretBytes ck = crypto::hkdf_expand(view(group), txt("mpotr-v2 confirm"), 32).value();
+  return crypto::hmac_sha256(ck.view(), view(cat({txt("mpotr-v2 key confirm"), view(th)})));
 }
 
-Hash32 chain_start(const Hash32& sid, std::uint8_t sender) { return H(cat({txt("mpotr-v1 chain"), view(sid), view(u8(sender))})); }
+// §5.16: K_auth = HKDF-Expand(G, "mpotr-v2 auth", 32); mac = HMAC(K_auth, bytes before the mac).
+SecretBytes auth_key(const Hash32& group) { return crypto::hkdf_expand(view(group), txt("mpotr-v2 auth"), 32).value(); }
+codec::Mac message_mac(const SecretBytes& k_auth, ByteView mac_part) { return crypto::hmac_sha256(k_auth.view(), mac_part); }
+
+Hash32 chain_start(const Hash32& sid, std::uint8_t sender) { return H(cat({txt("mpotr-v2 chain"), view(sid), view(u8(sender))})); }
 
 Hash32 view_digest(const std::vector<std::uint32_t>& counts, const std::vector<Hash32>& chains) {
-  Bytes b = cat({txt("mpotr-v1 view")});
+  Bytes b = cat({txt("mpotr-v2 view")});
   for (std::size_t m = 0; m < counts.size(); ++m) {
     append(b, view(u32(counts[m])));
     append(b, view(chains[m]));
@@ -306,9 +311,20 @@ struct Fake {
     int bad_mac_for = -1;     // corrupt the MAC for this recipient
     int alt_secret_for = -1;  // send this recipient a different group-key contribution
     bool bad_r = false;       // an elgamal_r that is not on the curve
+    std::vector<std::uint8_t> refuse = {};  // members carol does not accept
   };
 
-  // §5.2–§5.4: triple-DH MAC and hashed El Gamal share for every other member.
+  // §5.3: K_{self→j} = HKDF(sid, DH(A_self, E_j) ‖ DH(E_self, E_j), "mpotr-v2 pairwise" ‖ u8 self ‖ u8 j, 32).
+  SecretBytes dake_key_to(const Hash32& sid, std::uint8_t j, const codec::Offer& to) const {
+    const auto e_j = crypto::PublicKey::from_point(view(to.dh_key)).value();
+    const SecretBytes a_e = identity.private_key().ecdh(e_j).value();
+    const SecretBytes e_e = dh.ecdh(e_j).value();
+    const Bytes ikm = spec::cat({a_e.view(), e_e.view()});
+    const Bytes info = spec::cat({spec::txt("mpotr-v2 pairwise"), view(spec::u8(index)), view(spec::u8(j))});
+    return crypto::hkdf_sha256(view(sid), view(ikm), view(info), 32).value();
+  }
+
+  // §5.3–§5.5: DAKE MAC, hashed El Gamal share and commitment for every other member.
   Bytes key_share(const Hash32& sid, const std::vector<codec::Offer>& offers, Tweak t) {
     codec::KeyShare m;
     m.session_id = sid;
@@ -317,29 +333,20 @@ struct Fake {
     if (t.bad_r) {
       m.elgamal_r[64] ^= 0x01;
     }
+    m.commit = spec::H(spec::cat({spec::txt("mpotr-v2 commit"), view(sid), view(spec::u8(index)), view(secret)}));
+    for (std::uint8_t r : t.refuse) {
+      m.refused.bits[r / 8] = static_cast<std::uint8_t>(m.refused.bits[r / 8] | (1u << (r % 8)));
+    }
     for (std::uint8_t j = 0; j < offers.size(); ++j) {
       if (j == index) {
         continue;
       }
-      const auto a_j = crypto::PublicKey::from_point(view(offers[j].identity_key)).value();
       const auto e_j = crypto::PublicKey::from_point(view(offers[j].dh_key)).value();
-      const SecretBytes a_self_e_j = identity.private_key().ecdh(e_j).value();
-      const SecretBytes e_self_a_j = dh.ecdh(a_j).value();
-      const SecretBytes e_e = dh.ecdh(e_j).value();
-      const bool low = index < j;
-      // IKM = DH(A_low, E_high) ‖ DH(E_low, A_high) ‖ DH(E_low, E_high)
-      const Bytes ikm = low ? spec::cat({a_self_e_j.view(), e_self_a_j.view(), e_e.view()})
-                            : spec::cat({e_self_a_j.view(), a_self_e_j.view(), e_e.view()});
-      const SecretBytes prk = crypto::hkdf_extract(view(sid), view(ikm));
-      const std::uint8_t lo = low ? index : j;
-      const std::uint8_t hi = low ? j : index;
-      const Bytes info = spec::cat({spec::txt("mpotr-v1 pairwise"), view(spec::u8(lo)), view(spec::u8(hi))});
-      const SecretBytes okm = crypto::hkdf_expand(prk.view(), view(info), 64).value();
-      const ByteView mac_key = low ? okm.view().first(32) : okm.view().subspan(32, 32);
+      const SecretBytes mac_key = dake_key_to(sid, j, offers[j]);
       codec::PairShare share;
       share.mac = crypto::hmac_sha256(
-          mac_key, view(spec::cat({spec::txt("mpotr-v1 dake"), view(sid), view(spec::u8(index)), view(spec::u8(j)),
-                                   view(offer.signing_key), view(offer.dh_key), view(m.elgamal_r)})));
+          mac_key.view(), view(spec::cat({spec::txt("mpotr-v2 dake"), view(sid), view(spec::u8(index)), view(spec::u8(j)),
+                                          view(offer.signing_key), view(offer.dh_key), view(m.elgamal_r)})));
       if (t.bad_mac_for == j) {
         share.mac[0] ^= 0x01;
       }
@@ -365,6 +372,38 @@ struct Fake {
       x[b] = static_cast<std::uint8_t>(share.secret_ct[b] ^ pad[b]);
     }
     return x;
+  }
+
+  // §4.5: an accusation of member `accused`, revealing our e (or `dh_private` if given).
+  Bytes accuse(const Hash32& sid, std::uint8_t accused, const Bytes& their_key_share,
+               std::optional<Hash32> dh_private = std::nullopt) {
+    codec::Accuse m;
+    m.session_id = sid;
+    m.sender = index;
+    m.accused = accused;
+    if (dh_private) {
+      m.dh_private = *dh_private;
+    } else {
+      const SecretBytes e = dh.scalar();
+      std::copy_n(e.data(), 32, m.dh_private.begin());
+    }
+    m.key_share = their_key_share;
+    m.signature = sign(sid, codec::encode_signed_part(m));
+    return codec::encode(m);
+  }
+
+  // §4.6: a chat entry of ours with the acknowledgements we choose, MAC'd under K_auth of
+  // `group` and signed: what a member (who holds G and its own S) can send.
+  Bytes entry(const Hash32& sid, const Hash32& group, std::uint32_t seq, std::vector<std::uint32_t> acks) {
+    codec::Data d;
+    std::copy_n(sid.begin(), d.session_tag.size(), d.session_tag.begin());  // §5.2: sid[0..8)
+    d.sender = index;
+    d.seq = seq;
+    d.acks = std::move(acks);
+    d.ciphertext = {'h', 'i'};
+    d.mac = spec::message_mac(spec::auth_key(group), view(codec::encode_mac_part(d)));
+    d.signature = sign(sid, codec::encode_signed_part(d));
+    return codec::encode(d);
   }
 
   Bytes attest(const Hash32& sid, const Hash32& th, const Hash32& kc) {
@@ -415,6 +454,22 @@ struct FakeSetup {
     room.run();
     REQUIRE(sent_by(room, "alice", MessageType::KeyShare).size() == 1);
     REQUIRE(sent_by(room, "bob", MessageType::KeyShare).size() == 1);
+  }
+
+  // The whole setup with an honest carol; returns the group secret (which carol, a member, holds).
+  Hash32 establish_with_carol() {
+    run_offers();
+    const Bytes kc = carol.key_share(sid(), offers(), {});
+    inject(kc);
+    room.run();
+    inject(honest_attest(kc));
+    room.run();
+    REQUIRE(alice().engine->phase() == Phase::Established);
+    const Hash32 s = sid();
+    const Bytes ka = sent_by(room, "alice", MessageType::KeyShare).at(0);
+    const Bytes kb = sent_by(room, "bob", MessageType::KeyShare).at(0);
+    return spec::group_secret(s, {carol.open(s, 0, decode_as<codec::KeyShare>(ka)),
+                                  carol.open(s, 1, decode_as<codec::KeyShare>(kb)), carol.secret});
   }
 
   // carol's correct attest, given the key share she sent (to both).
@@ -483,6 +538,87 @@ TEST_CASE("R-GEN-1 every rejected input leaves the engine unchanged", "[rules]")
   REQUIRE(rejected > 450);
 }
 
+TEST_CASE("R-GEN-3 a message costs O(its size): a member's claim of 2^20 entries costs the receiver nothing", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  // A normal entry, for scale.
+  std::size_t normal = 0;
+  {
+    test::AllocationScope scope;
+    require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 1, {0, 0}));
+    normal = scope.bytes();
+  }
+  // carol claims bob wrote 2^20 entries (the largest count a receiver accepts, R-DEC-11).
+  std::size_t claim = 0;
+  std::size_t loss = 0;
+  {
+    test::AllocationScope scope;
+    const Output out = require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 2, {0, kMaxMessagesPerSession}));
+    claim = scope.bytes();
+    REQUIRE(kinds(out.events, EventKind::Gap).at(0).seq_end == kMaxMessagesPerSession);
+  }
+  {
+    test::AllocationScope scope;
+    auto t = alice.engine->tick(f.room.now() + kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t.ok());
+    loss = scope.bytes();
+    const auto lost = kinds(t->events, EventKind::MessageLost);
+    REQUIRE(lost.size() == 1);
+    REQUIRE(lost[0].seq_end == kMaxMessagesPerSession);
+  }
+  INFO("normal entry " << normal << " B, claim " << claim << " B, loss " << loss << " B");
+  REQUIRE(claim <= 4 * normal + 4096);
+  REQUIRE(loss <= 4 * normal + 4096);
+  // The loss is one run: a shutdown digest over it costs one hash, and the session goes on.
+  {
+    test::AllocationScope scope;
+    const Bytes next = send_from(*alice.engine, *alice.rng, f.room.now(), "still fine");
+    REQUIRE(scope.bytes() <= 4 * normal + 4096);
+    REQUIRE(decode_as<codec::Data>(next).acks.at(0) == 0);  // bob's chain is broken at his first entry
+  }
+}
+
+TEST_CASE("R-GEN-4 only authenticated messages name a member as their author", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  // A gap bob's own entry proves has no `by`: his signature vouches for the entries before it.
+  f.room.send_text("bob", "one");
+  f.room.queue().pop_back();  // lost on the way
+  f.room.send_text("bob", "two");
+  const Output held = require_accepted(f.room, alice, "bob", f.room.queue().back().payload);
+  REQUIRE(kinds(held.events, EventKind::Gap).at(0).by.empty());
+  f.room.queue().clear();
+  // A forgery in bob's name is an error about a message claiming to be his, never an event of his.
+  Bytes forged = f.carol.entry(sid, group, 1, {0, 0});
+  forged[12] ^= 0x01;
+  const StateSummary before = alice.engine->summary();
+  auto r = alice.engine->receive("bob", view(forged), f.room.now(), *alice.rng);
+  REQUIRE_FALSE(r.ok());
+  REQUIRE(alice.engine->summary() == before);
+  // A gap that only carol's acknowledgement claims names carol as its source.
+  const Output out = require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 1, {0, 5}));
+  REQUIRE(kinds(out.events, EventKind::Gap).empty());  // a gap of bob's is already pending
+  auto t = alice.engine->tick(f.room.now() + kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  // bob vouched for one entry before #2; carol alone claims #3..#5.
+  const auto lost = kinds(t->events, EventKind::MessageLost).at(0);
+  REQUIRE(lost.nick == "bob");
+  REQUIRE(lost.seq == 1);
+  REQUIRE(lost.seq_end == 1);
+  REQUIRE(lost.by.empty());
+  auto t2 = alice.engine->tick(f.room.now() + 2 * kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t2.ok());
+  const auto claimed = kinds(t2->events, EventKind::MessageLost).at(0);
+  REQUIRE(claimed.seq == 3);
+  REQUIRE(claimed.seq_end == 5);
+  REQUIRE(claimed.by == "carol");
+  REQUIRE(claimed.detail.find("only 'carol' acknowledged") != std::string::npos);
+}
+
 TEST_CASE("R-GEN-2 errors in buffered input are reported as Rejected events, the call succeeds", "[rules]") {
   Room room(1);
   room.add_member("carol");
@@ -532,6 +668,7 @@ Bytes raw_data_with_acks(const Bytes& ack_bytes, std::uint8_t ack_count) {
   append(b, view(ack_bytes));
   b.insert(b.end(), 32, 0x00);         // view_digest
   append(b, view(Bytes{0x00, 0x01, 'x'}));  // ciphertext<0..2^16-1>
+  b.insert(b.end(), 32, 0x00);         // mac
   b.insert(b.end(), 64, 0x00);         // signature
   return b;
 }
@@ -546,20 +683,22 @@ TEST_CASE("R-DEC-1 a payload above 64 KiB is rejected before parsing", "[rules]"
   require_accepted(f.room, f.alice(), "bob", f.b1);
 }
 
-TEST_CASE("R-DEC-2 an unknown protocol version is rejected", "[rules]") {
+TEST_CASE("R-DEC-2 an unknown protocol version is rejected, checked before the length", "[rules]") {
   DecodeFixture f;
   Bytes m = f.b1;
-  m[0] = 2;
-  require_rejected(f.room, f.alice(), "bob", m, ErrorCode::DecodeBadVersion);
-  m[0] = 0;
-  require_rejected(f.room, f.alice(), "bob", m, ErrorCode::DecodeBadVersion);
+  for (std::uint8_t v : {0, 1, 3, 0xff}) {  // 1: a version 1 client's message
+    m[0] = v;
+    CAPTURE(int{v});
+    require_rejected(f.room, f.alice(), "bob", m, ErrorCode::DecodeBadVersion);
+  }
   require_rejected(f.room, f.alice(), "bob", Bytes{}, ErrorCode::DecodeTruncated);
+  require_rejected(f.room, f.alice(), "bob", Bytes{0x05}, ErrorCode::DecodeBadVersion);  // one byte, not 2
   require_rejected(f.room, f.alice(), "bob", Bytes{kProtocolVersion}, ErrorCode::DecodeTruncated);
 }
 
 TEST_CASE("R-DEC-3 an unknown message type is rejected", "[rules]") {
   DecodeFixture f;
-  for (std::uint8_t t : {0x00, 0x04, 0x12, 0x24, 0x7f, 0xff}) {
+  for (std::uint8_t t : {0x00, 0x05, 0x12, 0x25, 0x7f, 0xff}) {
     Bytes m = f.b1;
     m[1] = t;
     CAPTURE(int{t});
@@ -664,7 +803,7 @@ TEST_CASE("R-DEC-10 a varint that is not minimal or exceeds 32 bits is rejected"
   DecodeFixture f;
   // Well-formed baseline: decodes, then fails later for routing reasons only.
   REQUIRE(codec::decode(view(raw_data_with_acks(Bytes{0x00, 0x7f}, 2))).ok());
-  REQUIRE(codec::decode(view(raw_data_with_acks(Bytes{0x00, 0xff, 0xff, 0xff, 0xff, 0x0f}, 2))).ok());
+  REQUIRE(codec::decode(view(raw_data_with_acks(Bytes{0x00, 0x80, 0x80, 0x40}, 2))).ok());  // 2^20
   for (const Bytes& acks : {Bytes{0x00, 0x80, 0x00},                    // 0 in two bytes
                             Bytes{0x00, 0xff, 0x00},                    // 127 in two bytes
                             Bytes{0x00, 0xff, 0xff, 0xff, 0xff, 0x1f},  // 2^33 − 1
@@ -672,6 +811,39 @@ TEST_CASE("R-DEC-10 a varint that is not minimal or exceeds 32 bits is rejected"
     CAPTURE(to_hex(view(acks)));
     require_rejected(f.room, f.alice(), "bob", raw_data_with_acks(acks, 2), ErrorCode::DecodeBadValue);
   }
+}
+
+TEST_CASE("R-DEC-11 a sequence number, ack or final count above 2^20 is rejected", "[rules]") {
+  DecodeFixture f;
+  // 2^20 + 1 as an ack, and the largest varint (2^32 − 1): one message, whatever it claims.
+  for (const Bytes& acks : {Bytes{0x00, 0x81, 0x80, 0x40}, Bytes{0x00, 0xff, 0xff, 0xff, 0xff, 0x0f}}) {
+    CAPTURE(to_hex(view(acks)));
+    require_rejected(f.room, f.alice(), "bob", raw_data_with_acks(acks, 2), ErrorCode::DecodeBadValue);
+  }
+  auto d = decode_as<codec::Data>(f.b1);
+  d.seq = kMaxMessagesPerSession + 1;
+  require_rejected(f.room, f.alice(), "bob", codec::encode(d), ErrorCode::DecodeBadValue);
+  codec::Shutdown sd;
+  sd.final_count = kMaxMessagesPerSession + 1;
+  require_rejected(f.room, f.alice(), "bob", codec::encode(sd), ErrorCode::DecodeBadValue);
+  codec::Quit q;
+  q.final_count = 0xffffffffu;
+  require_rejected(f.room, f.alice(), "bob", codec::encode(q), ErrorCode::DecodeBadValue);
+  require_accepted(f.room, f.alice(), "bob", f.b1);
+}
+
+TEST_CASE("R-DEC-12 an accusation of its own sender or with no key share is rejected", "[rules]") {
+  DecodeFixture f;
+  codec::Accuse a;
+  a.sender = 1;
+  a.accused = 1;
+  a.key_share = f.key_share();
+  require_rejected(f.room, f.alice(), "bob", codec::encode(a), ErrorCode::DecodeBadValue);
+  a.accused = 0;
+  a.key_share.clear();
+  require_rejected(f.room, f.alice(), "bob", codec::encode(a), ErrorCode::DecodeBadValue);
+  a.key_share = f.key_share();
+  REQUIRE(codec::decode(view(codec::encode(a))).ok());
 }
 
 // =============================================================================================
@@ -850,6 +1022,43 @@ TEST_CASE("R-OFF-6 an offer for a roster we have not seen is buffered, bounded p
   }
 }
 
+TEST_CASE("R-OFF-14 offers that keep coming in a member's name while its session runs are reported once, never acted on", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const auto sid = alice.engine->session()->session_id;
+  auto o = decode_as<codec::Offer>(sent_by(room, "bob", MessageType::Offer).at(0));
+  std::size_t reports = 0;
+  for (std::uint32_t k = 1; k <= 10; ++k) {
+    o.attempt = k;
+    o.nonce[0] = static_cast<std::uint8_t>(k);  // fresh nonce each time: nothing is a replay
+    const Output out = require_accepted(room, alice, "bob", codec::encode(o));
+    REQUIRE(out.broadcasts.empty());
+    REQUIRE_FALSE(has_event(out.events, EventKind::SessionClosing));
+    for (const auto& e : kinds(out.events, EventKind::UnauthenticatedOffers)) {
+      ++reports;
+      REQUIRE(e.nick == "bob");
+      REQUIRE(e.session_id == sid);
+      REQUIRE(k == 2);  // the second offer is the evidence; one report per session
+    }
+    REQUIRE(alice.engine->phase() == Phase::Established);
+  }
+  REQUIRE(reports == 1);
+  // The same offer twice is not evidence of anything.
+  Room quiet(3);
+  establish(quiet);
+  auto ob = decode_as<codec::Offer>(sent_by(quiet, "bob", MessageType::Offer).at(0));
+  ob.attempt = 1;
+  ob.nonce[0] ^= 0x55;
+  require_accepted(quiet, quiet.by_nick("alice"), "bob", codec::encode(ob));
+  const Output again = require_accepted(quiet, quiet.by_nick("alice"), "bob", codec::encode(ob));
+  REQUIRE_FALSE(has_event(again.events, EventKind::UnauthenticatedOffers));
+  // Chat goes on meanwhile.
+  room.send_text("alice", "still here");
+  room.run();
+  REQUIRE(room.events_of(room.by_nick("carol"), EventKind::MessageReceived).back().text == "still here");
+}
+
 TEST_CASE("R-OFF-7 an offer for our roster from a non-member is rejected", "[rules]") {
   Room room(3);
   auto& alice = room.by_nick("alice");
@@ -881,16 +1090,24 @@ TEST_CASE("R-OFF-9 an offer with a higher attempt number restarts us on that num
     offer.attempt = kMaxAttemptJump;
     require_accepted(room, alice, "bob", codec::encode(offer));
   }
-  SECTION("while established: the session is closed first") {
+  SECTION("while established: held until the member's authenticated Shutdown closes the session") {
     Room room(3);
     establish(room);
     auto& alice = room.by_nick("alice");
     auto& bob = room.by_nick("bob");
     auto r = bob.engine->restart(room.now(), *bob.rng);
     REQUIRE(r.ok());
+    REQUIRE(type_of(r->broadcasts.at(0)) == MessageType::Shutdown);  // restart() closes its session first
+    const Bytes sb = r->broadcasts.at(0);
     const Bytes ob = first_of(r->broadcasts, MessageType::Offer);
     REQUIRE(decode_as<codec::Offer>(ob).attempt == 1);
-    const Output out = require_accepted(room, alice, "bob", ob);
+    // The offer alone (unauthenticated) changes nothing visible: the session stays up.
+    const Output held = require_accepted(room, alice, "bob", ob);
+    REQUIRE(held.events.empty());
+    REQUIRE(held.broadcasts.empty());
+    REQUIRE(alice.engine->phase() == Phase::Established);
+    // bob's signed, MAC'd Shutdown closes it, and the held offer takes effect.
+    const Output out = require_accepted(room, alice, "bob", sb);
     REQUIRE(has_event(out.events, EventKind::SessionClosing));
     REQUIRE(has_event(out.events, EventKind::SetupStarted));
     REQUIRE(type_of(out.broadcasts.at(0)) == MessageType::Shutdown);
@@ -903,6 +1120,18 @@ TEST_CASE("R-OFF-9 an offer with a higher attempt number restarts us on that num
     REQUIRE(new_offer.nonce != old_offer.nonce);
     REQUIRE(alice.engine->phase() == Phase::SettingUp);
     REQUIRE_FALSE(alice.engine->session().has_value());
+  }
+  SECTION("after the member's Shutdown: the session is already closing, the offer restarts us") {
+    Room room(3);
+    establish(room);
+    auto& alice = room.by_nick("alice");
+    auto& bob = room.by_nick("bob");
+    auto r = bob.engine->restart(room.now(), *bob.rng);
+    REQUIRE(r.ok());
+    require_accepted(room, alice, "bob", r->broadcasts.at(0));
+    const Output out = require_accepted(room, alice, "bob", first_of(r->broadcasts, MessageType::Offer));
+    REQUIRE(has_event(out.events, EventKind::SetupStarted));
+    REQUIRE(decode_as<codec::Offer>(first_of(out.broadcasts, MessageType::Offer)).attempt == 1);
   }
   SECTION("while an attempt holds an older offer of that member") {
     Room room(3);
@@ -1198,13 +1427,135 @@ TEST_CASE("R-KS-9 an El Gamal point that is not on the curve is rejected", "[rul
                    ErrorCode::DecodeBadValue);
 }
 
-TEST_CASE("R-KS-10 a pair share whose triple-DH MAC does not verify is rejected", "[rules]") {
+namespace {
+// After a verdict: the next attempt runs for alice and bob only, and sets up without carol.
+void require_next_attempt_without_carol(FakeSetup& f) {
+  for (SimMember* m : {&f.alice(), &f.bob()}) {
+    CAPTURE(m->nick);
+    const auto started = f.room.events_of(*m, EventKind::SetupStarted);
+    REQUIRE(started.back().nicks == std::vector<std::string>{"alice", "bob"});
+    REQUIRE(m->engine->phase() == Phase::SettingUp);
+    const auto out = m->engine->out_members();
+    REQUIRE(out.size() == 1);
+    REQUIRE(out[0].member.nick == "carol");
+    REQUIRE(out[0].refuses.empty());
+  }
+  f.room.run();
+  REQUIRE(f.alice().engine->phase() == Phase::Established);
+  REQUIRE(f.bob().engine->phase() == Phase::Established);
+  REQUIRE(f.alice().engine->session()->members.size() == 2);
+}
+}  // namespace
+
+TEST_CASE("R-KS-10 a key share with a bad MAC or a secret off its commitment is accused, proven, and left out", "[rules]") {
+  const bool bad_mac = GENERATE(true, false);
+  CAPTURE(bad_mac);
   FakeSetup f;
   f.run_offers();
-  const Bytes ks = f.carol.key_share(f.sid(), f.offers(), {.bad_mac_for = 0});
-  require_rejected(f.room, f.alice(), "carol", ks, ErrorCode::BadMac);
-  // The MAC is per pair: bob's verifies.
+  const Bytes ks = bad_mac ? f.carol.key_share(f.sid(), f.offers(), {.bad_mac_for = 0})
+                           : f.carol.key_share(f.sid(), f.offers(), {.alt_secret_for = 0});
+  const ErrorCode code = bad_mac ? ErrorCode::BadMac : ErrorCode::GroupKeyMismatch;
+  // alice's share is the bad one: she accuses carol. This changes state, so it is no error.
+  const Output out = require_accepted(f.room, f.alice(), "carol", ks);
+  const auto excluded = kinds(out.events, EventKind::MemberExcluded);
+  REQUIRE(excluded.size() == 1);
+  REQUIRE(excluded[0].nick == "carol");
+  REQUIRE(excluded[0].code == code);
+  REQUIRE(excluded[0].by == "alice");
+  const Bytes accusation = first_of(out.broadcasts, MessageType::Accuse);
+  const auto acc = decode_as<codec::Accuse>(accusation);
+  REQUIRE(acc.accused == 2);
+  REQUIRE(acc.key_share == ks);  // carol's key share exactly as alice got it
+  // The revealed scalar is alice's e of this attempt: its point is the E of her offer.
+  REQUIRE(crypto::PrivateKey::from_scalar(view(acc.dh_private)).value().public_key().point() == f.offers()[0].dh_key);
+  REQUIRE(has_event(out.events, EventKind::SetupStarted));  // the next attempt, at once
+  // bob's share was fine; alice's accusation proves carol's misconduct to him.
   require_accepted(f.room, f.bob(), "carol", ks);
+  const Output verdict = require_accepted(f.room, f.bob(), "alice", accusation);
+  const auto at_bob = kinds(verdict.events, EventKind::MemberExcluded);
+  REQUIRE(at_bob.size() == 1);
+  REQUIRE(at_bob[0].nick == "carol");
+  REQUIRE(at_bob[0].code == code);
+  REQUIRE(at_bob[0].by == "alice");
+  // Hand both outputs to the room (require_accepted called the engines directly).
+  f.room.absorb(f.alice(), Result<Output>(out));
+  f.room.absorb(f.bob(), Result<Output>(verdict));
+  require_next_attempt_without_carol(f);
+}
+
+TEST_CASE("R-KS-13 accusations: a false one names the accuser, an equivocating key share names its sender", "[rules]") {
+  SECTION("a false accusation, once the accuser's own key share authenticated it") {
+    FakeSetup f;
+    f.run_offers();
+    const Bytes kc = f.carol.key_share(f.sid(), f.offers(), {});
+    const Bytes ka = sent_by(f.room, "alice", MessageType::KeyShare).at(0);
+    const Bytes lie = f.carol.accuse(f.sid(), 0, ka);  // alice's share for carol is fine
+    // Before carol's key share, bob cannot tell whether carol is who she says: the accusation waits.
+    const Output early = require_accepted(f.room, f.bob(), "carol", lie);
+    REQUIRE(early.events.empty());
+    REQUIRE(early.broadcasts.empty());
+    const Output out = require_accepted(f.room, f.bob(), "carol", kc);
+    const auto excluded = kinds(out.events, EventKind::MemberExcluded);
+    REQUIRE(excluded.size() == 1);
+    REQUIRE(excluded[0].nick == "carol");
+    REQUIRE(excluded[0].code == ErrorCode::FalseAccusation);
+    REQUIRE(excluded[0].by == "carol");
+    // alice, the accused, sees the same: her own share for carol checks out.
+    require_accepted(f.room, f.alice(), "carol", kc);
+    const Output at_alice = require_accepted(f.room, f.alice(), "carol", lie);
+    REQUIRE(kinds(at_alice.events, EventKind::MemberExcluded).at(0).code == ErrorCode::FalseAccusation);
+  }
+  SECTION("an accusation revealing a key that is not the accuser's") {
+    FakeSetup f;
+    f.run_offers();
+    require_accepted(f.room, f.bob(), "carol", f.carol.key_share(f.sid(), f.offers(), {}));
+    Hash32 other{};
+    other[31] = 7;
+    const Bytes lie = f.carol.accuse(f.sid(), 0, sent_by(f.room, "alice", MessageType::KeyShare).at(0), other);
+    const Output out = require_accepted(f.room, f.bob(), "carol", lie);
+    const auto excluded = kinds(out.events, EventKind::MemberExcluded);
+    REQUIRE(excluded.at(0).nick == "carol");
+    REQUIRE(excluded.at(0).code == ErrorCode::FalseAccusation);
+    REQUIRE(excluded.at(0).detail.find("not its own") != std::string::npos);
+  }
+  SECTION("two different, validly signed key shares of one member") {
+    FakeSetup f;
+    f.run_offers();
+    const Bytes to_alice = f.carol.key_share(f.sid(), f.offers(), {});
+    const Bytes to_bob = f.carol.key_share(f.sid(), f.offers(), {.alt_secret_for = 1});
+    require_accepted(f.room, f.alice(), "carol", to_alice);
+    const Output accused = require_accepted(f.room, f.bob(), "carol", to_bob);  // bob accuses carol
+    const Bytes accusation = first_of(accused.broadcasts, MessageType::Accuse);
+    const Output out = require_accepted(f.room, f.alice(), "bob", accusation);
+    const auto excluded = kinds(out.events, EventKind::MemberExcluded);
+    REQUIRE(excluded.at(0).nick == "carol");
+    REQUIRE(excluded.at(0).code == ErrorCode::Equivocation);
+  }
+  SECTION("rejected: unauthenticated, malformed or too late") {
+    FakeSetup f;
+    f.run_offers();
+    const Bytes kc = f.carol.key_share(f.sid(), f.offers(), {});
+    require_accepted(f.room, f.alice(), "carol", kc);
+    const Bytes ka = sent_by(f.room, "alice", MessageType::KeyShare).at(0);
+    const Bytes kb = sent_by(f.room, "bob", MessageType::KeyShare).at(0);
+    Bytes forged = f.carol.accuse(f.sid(), 1, kb);
+    forged[forged.size() - 1] ^= 0x01;
+    require_rejected(f.room, f.alice(), "carol", forged, ErrorCode::BadSignature);
+    require_rejected(f.room, f.alice(), "bob", f.carol.accuse(f.sid(), 1, kb), ErrorCode::NickMismatch);
+    require_rejected(f.room, f.alice(), "carol", f.carol.accuse(f.sid(), 3, kb), ErrorCode::DecodeBadValue);
+    require_rejected(f.room, f.alice(), "carol", f.carol.accuse(f.sid(), 0, kb), ErrorCode::DecodeBadValue);  // not alice's
+    Bytes unsigned_ks = kb;
+    unsigned_ks.back() ^= 0x01;
+    require_rejected(f.room, f.alice(), "carol", f.carol.accuse(f.sid(), 1, unsigned_ks), ErrorCode::BadSignature);
+    auto in_our_name = decode_as<codec::Accuse>(f.carol.accuse(f.sid(), 1, kb));
+    in_our_name.sender = 0;
+    require_rejected(f.room, f.alice(), "alice", codec::encode(in_our_name), ErrorCode::NickMismatch);
+    (void)ka;
+    // After the attempt ended (a timeout), an accusation changes nothing.
+    auto t = f.alice().engine->tick(f.room.now() + kDefaultSetupTimeoutMs, *f.alice().rng);
+    REQUIRE(t.ok());
+    require_rejected(f.room, f.alice(), "carol", f.carol.accuse(f.sid(), 1, kb), ErrorCode::UnexpectedMessage);
+  }
 }
 
 TEST_CASE("R-KS-11 a member built from this spec alone completes the setup (key schedule conformance)", "[rules]") {
@@ -1245,7 +1596,7 @@ TEST_CASE("R-KS-11 a member built from this spec alone completes the setup (key 
   const Hash32 group = spec::group_secret(
       sid, {f.carol.open(sid, 0, decode_as<codec::KeyShare>(ka)), f.carol.open(sid, 1, decode_as<codec::KeyShare>(kb)),
             f.carol.secret});
-  const SecretBytes okm = crypto::hkdf_expand(view(group), view(spec::cat({spec::txt("mpotr-v1 sender"), view(spec::u8(0))})), 24).value();
+  const SecretBytes okm = crypto::hkdf_expand(view(group), view(spec::cat({spec::txt("mpotr-v2 sender"), view(spec::u8(0))})), 24).value();
   crypto::AesIv iv{};
   std::copy_n(okm.data() + 16, 8, iv.begin());
   const Bytes seq = spec::u32(1);
@@ -1253,7 +1604,13 @@ TEST_CASE("R-KS-11 a member built from this spec alone completes the setup (key 
   Bytes plain(d.ciphertext.size());
   REQUIRE(crypto::aes128_ctr(okm.view().first(16), iv, view(d.ciphertext), plain.data()).ok());
   REQUIRE(std::string(plain.begin(), plain.end()) == "spec says hello");
-  REQUIRE(a1.size() == 2 + 8 + 1 + 4 + 1 + 2 + 32 + 2 + plain.size() + 64);  // §4.6 size formula, n = 3
+  REQUIRE(a1.size() == 146 + 2 + plain.size());  // §4.12 size formula, n = 3
+  // §5.16: the group MAC over every byte before it, under K_auth from the same G.
+  const std::size_t mac_len = signed_len - codec::kMacLen;
+  REQUIRE(d.mac == spec::message_mac(spec::auth_key(group), ByteView(a1).first(mac_len)));
+  // §5.5: carol's commitment is what alice and bob checked her secret against.
+  REQUIRE(decode_as<codec::KeyShare>(kc).commit ==
+          spec::H(spec::cat({spec::txt("mpotr-v2 commit"), view(sid), view(spec::u8(2)), view(f.carol.secret)})));
 }
 
 TEST_CASE("R-KS-12 an unverified early message never blocks or incriminates the genuine one", "[rules]") {
@@ -1389,22 +1746,64 @@ TEST_CASE("R-AT-6 an authentic attest over another setup transcript fails the se
   REQUIRE(f.alice().engine->send_text("hi", f.room.now(), *f.alice().rng).error().code == ErrorCode::NotReady);
 }
 
-TEST_CASE("R-AT-7 an authentic attest with another key confirmation fails the setup (GroupKeyMismatch)", "[rules]") {
+TEST_CASE("R-AT-7 an authentic attest confirming another group key names its sender, who is left out", "[rules]") {
   FakeSetup f;
   f.run_offers();
-  // One key share, consistent transcript, but bob's El Gamal share hides another secret.
-  const Bytes kc = f.carol.key_share(f.sid(), f.offers(), {.alt_secret_for = 1});
+  const Bytes kc = f.carol.key_share(f.sid(), f.offers(), {});  // consistent, committed secrets
   f.inject(kc);
   f.room.run();
+  REQUIRE(f.alice().engine->phase() == Phase::SettingUp);
+  // carol's signed attest has the right transcript but confirms another key.
+  const auto honest = decode_as<codec::Attest>(f.honest_attest(kc));
+  const Bytes lying = f.carol.attest(f.sid(), honest.transcript_hash, Hash32{});
+  f.inject(lying);
+  f.room.run();
   for (SimMember* m : {&f.alice(), &f.bob()}) {
-    const auto failed = f.room.events_of(*m, EventKind::SetupFailed);
-    REQUIRE(failed.size() == 1);
-    REQUIRE(failed[0].code == ErrorCode::GroupKeyMismatch);
-    REQUIRE(failed[0].nick == (m == &f.alice() ? "bob" : "alice"));
-    REQUIRE(m->engine->phase() == Phase::Idle);
+    CAPTURE(m->nick);
+    const auto excluded = f.room.events_of(*m, EventKind::MemberExcluded);
+    REQUIRE(excluded.size() == 1);
+    REQUIRE(excluded[0].nick == "carol");
+    REQUIRE(excluded[0].code == ErrorCode::GroupKeyMismatch);
+    REQUIRE(excluded[0].by.empty());
+    REQUIRE(f.room.events_of(*m, EventKind::SetupFailed).empty());
   }
-  // Detected, not attributed: carol's own attest (consistent with alice) is unexpected after the failure.
-  require_rejected(f.room, f.alice(), "carol", f.honest_attest(kc), ErrorCode::UnexpectedMessage);
+  REQUIRE(f.alice().engine->phase() == Phase::Established);  // the next attempt, without carol, went through
+  REQUIRE(f.alice().engine->session()->members.size() == 2);
+}
+
+TEST_CASE("R-AT-10 an attempt given up in round 3 sends a Quit, so members that established close cleanly", "[rules]") {
+  Room room(3);
+  auto& carol = room.by_nick("carol");
+  // The server keeps alice's attest from carol only: alice and bob establish, carol waits.
+  run_filtered(room, [](const Wire& w, const SimMember& m) {
+    return !(m.nick == "carol" && w.from == "alice" && type_of(w.payload) == MessageType::Attest);
+  });
+  REQUIRE(room.by_nick("alice").engine->phase() == Phase::Established);
+  REQUIRE(carol.engine->phase() == Phase::SettingUp);
+  const Hash32 sid = room.by_nick("alice").engine->session()->session_id;
+  auto t = carol.engine->tick(room.now() + kDefaultSetupTimeoutMs, *carol.rng);
+  REQUIRE(t.ok());
+  REQUIRE(has_event(t->events, EventKind::SetupTimeout));
+  REQUIRE(t->broadcasts.size() == 1);
+  const auto quit = decode_as<codec::Quit>(t->broadcasts[0]);
+  REQUIRE(std::equal(quit.session_tag.begin(), quit.session_tag.end(), sid.begin()));
+  REQUIRE(quit.final_count == 0);
+  room.absorb(carol, std::move(t));
+  room.run();
+  for (const char* nick : {"alice", "bob"}) {
+    CAPTURE(nick);
+    auto& m = room.by_nick(nick);
+    REQUIRE(room.events_of(m, EventKind::SessionClosing).size() == 1);
+    REQUIRE(room.events_of(m, EventKind::KeyPublished).size() == 1);
+    REQUIRE(room.events_of(m, EventKind::KeyWithheld).empty());
+  }
+  // An attempt given up before round 3 has nothing to quit.
+  Room early(2);
+  auto& a = early.by_nick("alice");
+  auto r = a.engine->restart(early.now(), *a.rng);
+  REQUIRE(r.ok());
+  REQUIRE(r->broadcasts.size() == 1);
+  REQUIRE(type_of(r->broadcasts[0]) == MessageType::Offer);
 }
 
 TEST_CASE("R-AT-8 nobody sends chat before every attest matched", "[rules]") {
@@ -1553,17 +1952,48 @@ TEST_CASE("R-DATA-3 an entry whose signature does not verify is rejected", "[rul
   auto& alice = room.by_nick("alice");
   room.send_text("bob", "one");
   const Bytes b1 = take_last(room);
-  for (std::size_t at : {std::size_t{12}, std::size_t{20}, b1.size() - 70, b1.size() - 40, b1.size() - 1}) {
+  // The MAC (checked first) covers everything before it; these bytes are the signature.
+  for (std::size_t at : {b1.size() - 64, b1.size() - 40, b1.size() - 1}) {
     Bytes m = b1;
     m[at] ^= 0x01;
     CAPTURE(at);
     require_rejected(room, alice, "bob", m, ErrorCode::BadSignature);
   }
-  auto hb = decode_as<codec::Data>(b1);
-  hb.type = MessageType::Heartbeat;  // same fields as a heartbeat: the type byte is signed too
-  hb.ciphertext.clear();
-  require_rejected(room, alice, "bob", codec::encode(hb), ErrorCode::BadSignature);
   require_accepted(room, alice, "bob", b1);
+}
+
+TEST_CASE("R-DATA-15 the group MAC is checked first: a published signing key does not let outsiders in", "[rules]") {
+  SECTION("any change to the MAC'd bytes, or to the MAC") {
+    Room room(3);
+    establish(room);
+    auto& alice = room.by_nick("alice");
+    room.send_text("bob", "one");
+    const Bytes b1 = take_last(room);
+    for (std::size_t at : {std::size_t{12}, std::size_t{13}, std::size_t{20}, b1.size() - 99, b1.size() - 70}) {
+      Bytes m = b1;
+      m[at] ^= 0x01;
+      CAPTURE(at);
+      require_rejected(room, alice, "bob", m, ErrorCode::BadMac);
+    }
+    auto hb = decode_as<codec::Data>(b1);
+    hb.type = MessageType::Heartbeat;  // the type byte is MAC'd and signed too
+    hb.ciphertext.clear();
+    require_rejected(room, alice, "bob", codec::encode(hb), ErrorCode::BadMac);
+    require_accepted(room, alice, "bob", b1);
+  }
+  SECTION("an entry forged with a published key, by someone without the group key") {
+    // The server holds bob's published signing key and a genuine entry; it rewrites the
+    // ciphertext (AES-CTR is malleable) and re-signs it. Without K_auth its MAC is wrong.
+    ShutdownFixture f([](const Wire& w) { return is_from(w, "carol", MessageType::KeyReveal); });
+    const auto reveal = decode_as<codec::KeyReveal>(f.first("bob", MessageType::KeyReveal));
+    const auto bob_key = crypto::PrivateKey::from_scalar(view(reveal.private_key)).value();
+    auto d = decode_as<codec::Data>(f.b1);
+    d.ciphertext[0] ^= 0x5a;
+    DeterministicRng rng(9);
+    const Hash32 sid = f.room.events_of(f.alice(), EventKind::SessionEstablished).front().session_id;
+    d.signature = bob_key.sign_digest(spec::signed_digest(sid, view(codec::encode_signed_part(d))), rng).value();
+    require_rejected(f.room, f.alice(), "bob", codec::encode(d), ErrorCode::BadMac);
+  }
 }
 
 TEST_CASE("R-DATA-4 a repeated entry is a duplicate, another entry with the same number is equivocation", "[rules]") {
@@ -1835,7 +2265,7 @@ TEST_CASE("R-SEND-1 send_text needs an established session, 1..16384 bytes of te
     REQUIRE(alice.engine->summary() == before);
   }
   const Bytes longest = send_from(*alice.engine, *alice.rng, room.now(), std::string(kMaxTextLen, 'x'));
-  REQUIRE(longest.size() == 2 + 8 + 1 + 4 + 1 + 2 + 32 + 2 + kMaxTextLen + 64);
+  REQUIRE(longest.size() == 146 + 2 + kMaxTextLen);  // §4.12, n = 3
   // A session that is closing takes no more entries.
   auto& bob = room.by_nick("bob");
   auto r = bob.engine->leave(room.now(), *bob.rng);
@@ -1880,7 +2310,7 @@ TEST_CASE("R-SD-2 a shutdown whose signature does not verify is rejected", "[rul
   const Bytes sb = first_of(r->broadcasts, MessageType::Shutdown);
   auto s = decode_as<codec::Shutdown>(sb);
   s.final_count = 5;
-  require_rejected(room, alice, "bob", codec::encode(s), ErrorCode::BadSignature);
+  require_rejected(room, alice, "bob", codec::encode(s), ErrorCode::BadMac);  // R-DATA-15 first
   Bytes m = sb;
   m[m.size() - 33] ^= 0x01;
   require_rejected(room, alice, "bob", m, ErrorCode::BadSignature);
@@ -1970,6 +2400,9 @@ TEST_CASE("R-SD-6 a digest before any shutdown is unexpected, digests are checke
     require_rejected(f.room, f.alice(), "carol", dc, ErrorCode::Duplicate);
     Bytes m = dc;
     m[20] ^= 0x01;
+    require_rejected(f.room, f.alice(), "carol", m, ErrorCode::BadMac);
+    m = dc;
+    m[m.size() - 20] ^= 0x01;
     require_rejected(f.room, f.alice(), "carol", m, ErrorCode::BadSignature);
     require_rejected(f.room, f.alice(), "carol", f.first("carol", MessageType::Shutdown), ErrorCode::Duplicate);
   }
@@ -1995,20 +2428,21 @@ TEST_CASE("R-SD-7 a complete shutdown checks transcripts, publishes keys and clo
   REQUIRE(room.events_of(alice, EventKind::SessionClosed).size() == 1);
   // §5.8: the digest everyone sent, recomputed from the spec (nobody wrote anything).
   const auto dg = decode_as<codec::Digest>(sent_by(room, "alice", MessageType::Digest).at(0));
-  Bytes t = spec::cat({spec::txt("mpotr-v1 transcript")});
+  Bytes t = spec::cat({spec::txt("mpotr-v2 transcript")});
   for (std::uint8_t m = 0; m < 3; ++m) {
     append(t, view(spec::u32(0)));
     append(t, view(spec::chain_start(sid, m)));
   }
   REQUIRE(dg.transcript_digest == spec::H(t));
-  // §4.11 sizes, n = 3.
+  // §4.12 sizes, n = 3.
   REQUIRE(sent_by(room, "alice", MessageType::Offer).at(0).size() == 266 + 5);
   REQUIRE(sent_by(room, "carol", MessageType::Offer).at(0).size() == 266 + 5);
   REQUIRE(sent_by(room, "bob", MessageType::Offer).at(0).size() == 266 + 3);
-  REQUIRE(sent_by(room, "alice", MessageType::KeyShare).at(0).size() == 165 + 64 * 2);
+  REQUIRE(sent_by(room, "alice", MessageType::KeyShare).at(0).size() == 213 + 64 * 2);
   REQUIRE(sent_by(room, "alice", MessageType::Attest).at(0).size() == 163);
-  REQUIRE(sent_by(room, "alice", MessageType::Shutdown).at(0).size() == 79);
-  REQUIRE(sent_by(room, "alice", MessageType::Digest).at(0).size() == 107);
+  REQUIRE(sent_by(room, "alice", MessageType::Shutdown).at(0).size() == 111);
+  REQUIRE(sent_by(room, "alice", MessageType::Digest).at(0).size() == 139);
+  REQUIRE(sent_by(room, "alice", MessageType::End).at(0).size() == 155);
   REQUIRE(sent_by(room, "alice", MessageType::KeyReveal).at(0).size() == 43);
   // The published scalars are the keys registered in the offers.
   for (const auto& e : room.events_of(alice, EventKind::PeerKeyPublished)) {
@@ -2066,29 +2500,41 @@ TEST_CASE("R-SD-9 a published key must be the registered signing key", "[rules]"
   require_rejected(f.room, f.alice(), "carol", kc, ErrorCode::Replay);  // the session is gone
 }
 
-TEST_CASE("R-SD-10 on shutdown timeout the key is published only if every silent member left the room", "[rules]") {
-  Room room(2);
+TEST_CASE("R-SD-10 on shutdown timeout silent members are excused from the check, whatever presence says", "[rules]") {
+  Room room(3);
   establish(room);
   auto& alice = room.by_nick("alice");
-  room.by_nick("bob").present = false;  // bob goes silent
-  SECTION("the silent member is still in the room: withhold") {
+  const Hash32 sid = alice.engine->session()->session_id;
+  room.by_nick("carol").present = false;  // carol goes silent (crashed, or the server cut her off)
+  SECTION("the check goes on among the others; the key is withheld, even after presence drops her") {
     room.absorb(alice, alice.engine->restart(room.now(), *alice.rng));
     room.run();
     room.advance(kDefaultShutdownTimeoutMs);
-    const auto incomplete = room.events_of(alice, EventKind::ShutdownIncomplete);
-    REQUIRE(incomplete.size() == 1);
-    REQUIRE(incomplete[0].nicks == std::vector<std::string>{"bob"});
-    REQUIRE(incomplete[0].detail.find("withheld") != std::string::npos);
+    for (const char* nick : {"alice", "bob"}) {
+      CAPTURE(nick);
+      auto& m = room.by_nick(nick);
+      const auto incomplete = room.events_of(m, EventKind::ShutdownIncomplete);
+      REQUIRE(incomplete.size() == 1);
+      REQUIRE(incomplete[0].nicks == std::vector<std::string>{"carol"});
+      REQUIRE(incomplete[0].session_id == sid);
+      const auto consistent = room.events_of(m, EventKind::TranscriptConsistent);
+      REQUIRE(consistent.size() == 1);
+      REQUIRE(consistent[0].nicks == std::vector<std::string>{"carol"});
+      const auto withheld = room.events_of(m, EventKind::KeyWithheld);
+      REQUIRE(withheld.size() == 1);
+      REQUIRE(withheld[0].nicks == std::vector<std::string>{"carol"});
+      REQUIRE(room.events_of(m, EventKind::KeyPublished).empty());
+      REQUIRE(sent_by(room, nick, MessageType::KeyReveal).empty());
+      REQUIRE(sent_by(room, nick, MessageType::End).size() == 1);  // the End still goes out
+    }
+    // Presence saying carol left changes nothing: only her End or Quit would.
+    room.part("carol");
+    room.advance(10 * kDefaultShutdownTimeoutMs);
     REQUIRE(room.events_of(alice, EventKind::KeyPublished).empty());
     REQUIRE(sent_by(room, "alice", MessageType::KeyReveal).empty());
-    // Once bob has really left, nobody can be misled any more: the key is published.
-    room.absorb(alice, alice.engine->set_roster(roster_of({"alice"}), room.now(), *alice.rng));
-    room.run();
-    REQUIRE(room.events_of(alice, EventKind::KeyPublished).size() == 1);
-    REQUIRE(sent_by(room, "alice", MessageType::KeyReveal).size() == 1);
   }
   SECTION("keys published, some never received: the session closes at the deadline") {
-    room.by_nick("bob").present = true;
+    room.by_nick("carol").present = true;
     ShutdownFixture f([](const Wire& w) { return is_from(w, "carol", MessageType::KeyReveal); });
     auto t = f.alice().engine->tick(f.room.now() + kDefaultShutdownTimeoutMs, *f.alice().rng);
     REQUIRE(t.ok());
@@ -2098,16 +2544,144 @@ TEST_CASE("R-SD-10 on shutdown timeout the key is published only if every silent
     REQUIRE(has_event(t->events, EventKind::SessionClosed));
     require_rejected(f.room, f.alice(), "carol", f.first("carol", MessageType::KeyReveal), ErrorCode::Replay);
   }
-  SECTION("the silent member has left: publish") {
-    room.absorb(alice, alice.engine->set_roster(roster_of({"alice"}), room.now(), *alice.rng));
-    room.run();
-    room.advance(kDefaultShutdownTimeoutMs);
-    REQUIRE(room.events_of(alice, EventKind::ShutdownIncomplete).size() == 1);
-    REQUIRE(room.events_of(alice, EventKind::KeyPublished).size() == 1);
-    REQUIRE(sent_by(room, "alice", MessageType::KeyReveal).size() == 1);
-    room.advance(kDefaultShutdownTimeoutMs);  // nobody left to publish theirs: close at the deadline
-    REQUIRE(room.events_of(alice, EventKind::SessionClosed).size() == 1);
+}
+
+TEST_CASE("R-SD-15 our key is published only after every other member's End or Quit", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  room.absorb(alice, alice.engine->leave(room.now(), *alice.rng));
+  // The server keeps carol's End from alice (and everything after it).
+  std::vector<Wire> held;
+  run_filtered(room, [&](const Wire& w, const SimMember& m) {
+    const bool hold = m.nick == "alice" && w.from == "carol" &&
+                      (type_of(w.payload) == MessageType::End || type_of(w.payload) == MessageType::KeyReveal);
+    if (hold) {
+      held.push_back(w);
+    }
+    return !hold;
+  });
+  REQUIRE(held.size() == 2);
+  REQUIRE(room.events_of(alice, EventKind::TranscriptConsistent).size() == 1);
+  REQUIRE(room.events_of(alice, EventKind::KeyPublished).empty());
+  // At the deadline carol is excused from the End round, but her End is still missing: withheld.
+  room.advance(kDefaultShutdownTimeoutMs);
+  const auto withheld = room.events_of(alice, EventKind::KeyWithheld);
+  REQUIRE(withheld.size() == 1);
+  REQUIRE(withheld[0].nicks == std::vector<std::string>{"carol"});
+  REQUIRE(room.events_of(alice, EventKind::KeyPublished).empty());
+  REQUIRE(room.events_of(alice, EventKind::ReadyToLeave).size() == 1);  // withheld counts as done for leave()
+  // Her End arrives late after all: now alice publishes.
+  const Output out = require_accepted(room, alice, "carol", held[0].payload);
+  REQUIRE(has_event(out.events, EventKind::KeyPublished));
+  REQUIRE(first_of(out.broadcasts, MessageType::KeyReveal).size() == 43);
+  REQUIRE(kinds(out.events, EventKind::KeyWithheld).empty());
+}
+
+TEST_CASE("R-SD-16 a Quit counts as the member's shutdown and End, and closes an Active session", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& carol = room.by_nick("carol");
+  room.send_text("carol", "last words");
+  room.run();
+  auto q = carol.engine->quit(room.now(), *carol.rng);
+  REQUIRE(q.ok());
+  REQUIRE(q->broadcasts.size() == 1);
+  const Bytes quit = q->broadcasts[0];
+  REQUIRE(type_of(quit) == MessageType::Quit);
+  REQUIRE(decode_as<codec::Quit>(quit).final_count == 1);
+  REQUIRE(quit.size() == 111);
+  // Checks first: a copy with another final count is not carol's statement.
+  auto other = decode_as<codec::Quit>(quit);
+  other.final_count = 0;
+  require_rejected(room, alice, "carol", codec::encode(other), ErrorCode::BadMac);
+  Bytes bad_sig = quit;
+  bad_sig.back() ^= 0x01;
+  require_rejected(room, alice, "carol", bad_sig, ErrorCode::BadSignature);
+  require_rejected(room, alice, "bob", quit, ErrorCode::NickMismatch);
+  const Output out = require_accepted(room, alice, "carol", quit);
+  REQUIRE(has_event(out.events, EventKind::SessionClosing));
+  require_rejected(room, alice, "carol", quit, ErrorCode::Duplicate);
+  // alice and bob finish without carol, and publish: her Quit says she accepts nothing more.
+  room.queue().push_front(Wire{"carol", quit});
+  room.absorb(alice, Result<Output>(out));
+  carol.present = false;
+  room.run();
+  for (const char* nick : {"alice", "bob"}) {
+    CAPTURE(nick);
+    auto& m = room.by_nick(nick);
+    REQUIRE(room.events_of(m, EventKind::TranscriptConsistent).size() == 1);
+    REQUIRE(room.events_of(m, EventKind::TranscriptConsistent)[0].nicks == std::vector<std::string>{"carol"});
+    REQUIRE(room.events_of(m, EventKind::KeyPublished).size() == 1);
+    REQUIRE(room.events_of(m, EventKind::KeyWithheld).empty());
   }
+}
+
+TEST_CASE("R-SD-17 quit() sends a Quit unless our End is out, withholds our key, and leaves", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const Hash32 sid = alice.engine->session()->session_id;
+  auto r = alice.engine->quit(room.now(), *alice.rng);
+  REQUIRE(r.ok());
+  REQUIRE(r->broadcasts.size() == 1);
+  REQUIRE(type_of(r->broadcasts[0]) == MessageType::Quit);
+  const auto withheld = kinds(r->events, EventKind::KeyWithheld);
+  REQUIRE(withheld.size() == 1);
+  REQUIRE(withheld[0].session_id == sid);
+  REQUIRE(withheld[0].nicks == std::vector<std::string>{"bob", "carol"});
+  REQUIRE(has_event(r->events, EventKind::SessionClosed));
+  REQUIRE(alice.engine->phase() == Phase::Left);
+  const StateSummary before = alice.engine->summary();
+  auto again = alice.engine->quit(room.now(), *alice.rng);
+  REQUIRE_FALSE(again.ok());
+  REQUIRE(again.error().code == ErrorCode::InvalidState);
+  REQUIRE(alice.engine->summary() == before);
+  REQUIRE(alice.engine->send_text("x", room.now(), *alice.rng).error().code == ErrorCode::NotReady);
+  // After our End a Quit would say nothing new: none is sent.
+  Room ended(2);
+  establish(ended);
+  auto& a = ended.by_nick("alice");
+  ended.absorb(a, a.engine->leave(ended.now(), *a.rng));
+  run_filtered(ended, [](const Wire& w, const SimMember& m) {
+    return !(m.nick == "alice" && w.from == "bob" && type_of(w.payload) == MessageType::End);
+  });
+  REQUIRE(sent_by(ended, "alice", MessageType::End).size() == 1);
+  auto late = a.engine->quit(ended.now(), *a.rng);
+  REQUIRE(late.ok());
+  REQUIRE(late->broadcasts.empty());
+}
+
+TEST_CASE("R-SD-18 a final count below another member's acknowledgement names that member", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  // carol acknowledges two entries of bob that bob never wrote to anyone but her (a copy of
+  // bob's engine writes them): alice sees a gap claimed by carol only.
+  Engine evil = *bob.engine;
+  DeterministicRng evil_rng(7);
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x1"));
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x2"));
+  const Output gap = require_accepted(room, alice, "carol", send_from(*carol.engine, *carol.rng, room.now(), "hi"));
+  const auto gaps = kinds(gap.events, EventKind::Gap);
+  REQUIRE(gaps.size() == 1);
+  REQUIRE(gaps[0].nick == "bob");
+  REQUIRE(gaps[0].by == "carol");
+  // bob's own signed Shutdown says he wrote nothing: carol's acknowledgement contradicts it.
+  auto sd = bob.engine->leave(room.now(), *bob.rng);
+  REQUIRE(sd.ok());
+  const Output out = require_accepted(room, alice, "bob", first_of(sd->broadcasts, MessageType::Shutdown));
+  const auto split = kinds(out.events, EventKind::SplitView);
+  REQUIRE(split.size() == 1);
+  REQUIRE(split[0].nick == "carol");
+  REQUIRE(kinds(out.events, EventKind::Gap).empty());
+  // And no loss is ever reported for bob: the gap closed with the final count.
+  auto t = alice.engine->tick(room.now() + kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kinds(t->events, EventKind::MessageLost).empty());
 }
 
 TEST_CASE("R-SD-11 leave() shuts down, then reports ReadyToLeave, nothing else is allowed meanwhile", "[rules]") {
@@ -2426,18 +3000,144 @@ struct TrustFixture {
 };
 }  // namespace
 
-TEST_CASE("R-TRUST-1 an offer with the identity key of a blocked JID is rejected", "[rules]") {
-  TrustFixture f([](TrustStore& t, const Fingerprint&) { REQUIRE(t.block("bob@localhost").ok()); });
-  require_rejected(f.room, f.alice(), "bob", f.bob_offer(), ErrorCode::IdentityBlocked);
+namespace {
+// Three members; alice uses `trust` (and `policy`), bob and carol are plain engines.
+struct AdmissionFixture {
+  TrustStore trust;
+  Room room{0};
+  AdmissionFixture(const std::function<void(TrustStore&, const Fingerprint& bob, const Fingerprint& carol)>& prepare,
+                   AdmissionPolicy policy = AdmissionPolicy::Trusted) {
+    room.add_member("alice");
+    room.add_member("bob");
+    room.add_member("carol");
+    prepare(trust, room.member(1).engine->fingerprint(), room.member(2).engine->fingerprint());
+    auto& a = room.member(0);
+    EngineConfig config{Room::kRoomName, "alice", {}, policy};
+    a.engine = std::make_unique<Engine>(config, IdentityKey::generate(*a.rng).value(), &trust);
+    room.set_rosters();
+  }
+  SimMember& alice() { return room.member(0); }
+  SimMember& bob() { return room.member(1); }
+  SimMember& carol() { return room.member(2); }
+};
+}  // namespace
+
+TEST_CASE("R-ADM-1 a member we do not accept is refused without an error, and named in our key share", "[rules]") {
+  struct Case {
+    const char* name;
+    ErrorCode code;
+    AdmissionPolicy policy;
+  };
+  const auto c = GENERATE(Case{"blocked JID", ErrorCode::IdentityBlocked, AdmissionPolicy::Trusted},
+                          Case{"changed key", ErrorCode::IdentityChanged, AdmissionPolicy::Trusted},
+                          Case{"unverified under verified-only", ErrorCode::IdentityUnverified, AdmissionPolicy::VerifiedOnly});
+  CAPTURE(c.name);
+  AdmissionFixture f(
+      [&](TrustStore& t, const Fingerprint& bob, const Fingerprint&) {
+        if (c.code == ErrorCode::IdentityBlocked) {
+          REQUIRE(t.block("carol@localhost").ok());
+        } else if (c.code == ErrorCode::IdentityChanged) {
+          Fingerprint other;
+          other.bytes.fill(0x11);
+          REQUIRE(t.record_first_use("carol@localhost", other).ok());
+        }
+        REQUIRE(t.verify("bob@localhost", bob).ok());  // bob is fine under every policy
+      },
+      c.policy);
+  const Bytes oc = queued_from(f.room, "carol", MessageType::Offer);
+  const Output out = require_accepted(f.room, f.alice(), "carol", oc);
+  const auto refusing = kinds(out.events, EventKind::Refusing);
+  REQUIRE(refusing.size() == 1);
+  REQUIRE(refusing[0].nick == "carol");
+  REQUIRE(refusing[0].code == c.code);
+  const Fingerprint carol_fp = f.carol().engine->fingerprint();
+  REQUIRE(refusing[0].data == Bytes(carol_fp.bytes.begin(), carol_fp.bytes.end()));
+  const Output all = require_accepted(f.room, f.alice(), "bob", queued_from(f.room, "bob", MessageType::Offer));
+  const auto ks = decode_as<codec::KeyShare>(first_of(all.broadcasts, MessageType::KeyShare));
+  REQUIRE(ks.refused.test(2));
+  REQUIRE_FALSE(ks.refused.test(0));
+  REQUIRE_FALSE(ks.refused.test(1));
+  REQUIRE(f.alice().engine->phase() == Phase::SettingUp);  // nothing failed: the round goes on
 }
 
-TEST_CASE("R-TRUST-2 an offer with another key than the one trusted for that JID is rejected", "[rules]") {
-  TrustFixture f([](TrustStore& t, const Fingerprint&) {
-    Fingerprint other;
-    other.bytes.fill(0x11);
-    REQUIRE(t.record_first_use("bob@localhost", other).ok());
-  });
-  require_rejected(f.room, f.alice(), "bob", f.bob_offer(), ErrorCode::IdentityChanged);
+TEST_CASE("R-ADM-2 the member who refuses someone stays out, the others set up without it", "[rules]") {
+  AdmissionFixture f([](TrustStore& t, const Fingerprint&, const Fingerprint&) { REQUIRE(t.block("carol@localhost").ok()); });
+  f.room.run();
+  // alice's key share names carol; everyone reaches the same verdict from the signed key shares.
+  const auto aks = decode_as<codec::KeyShare>(sent_by(f.room, "alice", MessageType::KeyShare).at(0));
+  REQUIRE(aks.refused.test(2));
+  REQUIRE_FALSE(aks.refused.test(1));
+  for (SimMember* m : {&f.alice(), &f.bob(), &f.carol()}) {
+    CAPTURE(m->nick);
+    const auto out = f.room.events_of(*m, EventKind::MemberOut);
+    REQUIRE(out.size() == 1);
+    REQUIRE(out[0].nick == "alice");
+    REQUIRE(out[0].nicks == std::vector<std::string>{"carol"});
+  }
+  REQUIRE(f.alice().engine->phase() == Phase::Out);
+  REQUIRE(f.alice().engine->refused() == std::vector<std::pair<std::string, ErrorCode>>{{"carol", ErrorCode::IdentityBlocked}});
+  for (SimMember* m : {&f.bob(), &f.carol()}) {
+    CAPTURE(m->nick);
+    REQUIRE(m->engine->phase() == Phase::Established);
+    REQUIRE(m->engine->session()->members.size() == 2);
+    const auto out = m->engine->out_members();
+    REQUIRE(out.size() == 1);
+    REQUIRE(out[0].member.nick == "alice");
+    REQUIRE(out[0].refuses == std::vector<std::string>{"carol"});
+  }
+  // Out, alice sends nothing and takes part in nothing: offers wait.
+  REQUIRE(f.alice().engine->send_text("x", f.room.now(), *f.alice().rng).error().code == ErrorCode::NotReady);
+  f.room.send_text("bob", "between us");
+  f.room.run();
+  REQUIRE(f.room.events_of(f.carol(), EventKind::MessageReceived).back().text == "between us");
+  REQUIRE(f.room.events_of(f.alice(), EventKind::MessageReceived).empty());
+}
+
+TEST_CASE("R-ADM-3 a refuser comes back after its trust changed, when the others see it join again", "[rules]") {
+  AdmissionFixture f([](TrustStore&, const Fingerprint&, const Fingerprint&) {}, AdmissionPolicy::VerifiedOnly);
+  f.room.run();
+  REQUIRE(f.alice().engine->phase() == Phase::Out);
+  REQUIRE(f.alice().engine->refused().size() == 2);  // nobody is verified yet
+  REQUIRE(f.bob().engine->phase() == Phase::Established);
+  // While out, alice can still see (and verify) who is there.
+  const auto ids = f.alice().engine->identities();
+  REQUIRE(ids.empty());  // the attempt is over; the host keeps what the Refusing events said
+  // alice verifies both (fingerprints compared, or SMP), restarts, and presence shows her back.
+  REQUIRE(f.alice().engine != nullptr);
+  REQUIRE(f.trust.verify("bob@localhost", f.bob().engine->fingerprint()).ok());
+  REQUIRE(f.trust.verify("carol@localhost", f.carol().engine->fingerprint()).ok());
+  f.room.absorb(f.alice(), f.alice().engine->restart(f.room.now(), *f.alice().rng));
+  REQUIRE(f.alice().engine->phase() == Phase::SettingUp);
+  // bob and carol: the room roster without alice (her marker said out), then with her again.
+  const auto without = roster_of({"bob", "carol"});
+  for (SimMember* m : {&f.bob(), &f.carol()}) {
+    f.room.absorb(*m, m->engine->set_roster(without, f.room.now(), *m->rng));
+  }
+  for (SimMember* m : {&f.bob(), &f.carol()}) {
+    f.room.absorb(*m, m->engine->set_roster(roster_of({"alice", "bob", "carol"}), f.room.now(), *m->rng));
+  }
+  f.room.run();
+  REQUIRE(f.room.all_established());
+  REQUIRE(f.alice().engine->session()->members.size() == 3);
+}
+
+TEST_CASE("R-ADM-4 one identity key under two JIDs is reported", "[rules]") {
+  Room room(0);
+  room.add_member("alice");
+  room.add_member("bob");
+  room.add_member("bob2");
+  // "bob2" runs with bob's identity key under another JID.
+  for (const char* nick : {"bob", "bob2"}) {
+    room.by_nick(nick).engine = std::make_unique<Engine>(EngineConfig{Room::kRoomName, nick, {}},
+                                                         IdentityKey::from_scalar(view(Bytes(32, 0x42))).value());
+  }
+  room.set_rosters();
+  room.run();
+  const auto shared = room.events_of(room.member(0), EventKind::IdentityShared);
+  REQUIRE(shared.size() == 1);
+  REQUIRE(shared[0].nick == "bob2");
+  REQUIRE(shared[0].nicks == std::vector<std::string>{"bob"});
+  REQUIRE(room.member(0).engine->phase() == Phase::Established);  // a warning, not a refusal
 }
 
 TEST_CASE("R-TRUST-3 a first-seen identity is announced when the session is established", "[rules]") {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The engine consults the trust store when it sees an identity key: blocked JIDs and changed
-// keys keep the session from forming; first-seen keys are announced for TOFU.
+// The engine consults the trust store when it sees an identity key: a member that refuses a
+// blocked JID or a changed key stays out itself (it cannot force anyone out); first-seen keys
+// are announced for TOFU.
 #include <catch2/catch.hpp>
 
 #include <deque>
@@ -79,23 +80,33 @@ TEST_CASE("a known key forms the session without a new-identity event", "[engine
   REQUIRE_FALSE(has(alice.events, EventKind::NewIdentity));
 }
 
-TEST_CASE("a changed key is refused: no session until the user decides", "[engine][trust]") {
+TEST_CASE("a changed key is refused: the refuser stays out until the user decides", "[engine][trust]") {
   Peer alice{"alice", DeterministicRng(1), make_identity(11), {}, nullptr, {}, {}};
   Peer bob{"bob", DeterministicRng(2), make_identity(12), {}, nullptr, {}, {}};
   REQUIRE(alice.trust.record_first_use("bob@localhost", make_identity(99).fingerprint()).ok());
   converse(alice, bob);
-  REQUIRE(alice.engine->phase() == Phase::SettingUp);
-  REQUIRE(alice.errors.size() == 1);
-  REQUIRE(alice.errors[0].code == ErrorCode::IdentityChanged);
-  REQUIRE(bob.engine->phase() == Phase::SettingUp);  // bob never gets alice's key share
+  REQUIRE(alice.errors.empty());
+  REQUIRE(alice.engine->phase() == Phase::Out);
+  auto it = std::find_if(alice.events.begin(), alice.events.end(), [](const Event& e) { return e.kind == EventKind::Refusing; });
+  REQUIRE(it != alice.events.end());
+  REQUIRE(it->code == ErrorCode::IdentityChanged);
+  REQUIRE(it->detail.starts_with(bob.identity.fingerprint().grouped()));
+  REQUIRE(alice.engine->refused() == std::vector<std::pair<std::string, ErrorCode>>{{"bob", ErrorCode::IdentityChanged}});
+  // bob learns, from alice's signed key share, that alice stays out: alone, he has no session.
+  REQUIRE(has(bob.events, EventKind::MemberOut));
+  REQUIRE(bob.engine->phase() == Phase::Idle);
+  // alice accepts the new key (the host forgets the old one) and restarts: the session forms.
+  REQUIRE(alice.trust.untrust("bob@localhost").ok());
+  converse(alice, bob);
+  REQUIRE(alice.engine->phase() == Phase::Established);
 }
 
-TEST_CASE("a blocked JID cannot join a session", "[engine][trust]") {
+TEST_CASE("a blocked JID keeps the one who blocks it out, not the blocked", "[engine][trust]") {
   Peer alice{"alice", DeterministicRng(1), make_identity(11), {}, nullptr, {}, {}};
   Peer bob{"bob", DeterministicRng(2), make_identity(12), {}, nullptr, {}, {}};
   REQUIRE(alice.trust.block("bob@localhost").ok());
   converse(alice, bob);
-  REQUIRE(alice.engine->phase() == Phase::SettingUp);
-  REQUIRE(alice.errors.size() == 1);
-  REQUIRE(alice.errors[0].code == ErrorCode::IdentityBlocked);
+  REQUIRE(alice.errors.empty());
+  REQUIRE(alice.engine->phase() == Phase::Out);
+  REQUIRE(alice.engine->refused() == std::vector<std::pair<std::string, ErrorCode>>{{"bob", ErrorCode::IdentityBlocked}});
 }
