@@ -49,6 +49,8 @@ struct OutRecord {
   std::string jid;
   std::vector<std::string> refuses;
   ErrorCode code = ErrorCode::Internal;
+  // The key its offer showed: what a user checks (fingerprint or SMP) to let it back in.
+  std::optional<Fingerprint> fingerprint;
 };
 
 bool same_members(const std::vector<Member>& a, const std::vector<Member>& b) {
@@ -325,10 +327,18 @@ struct Engine::State {
       return out;
     }
     if (std::optional<Verdict> verdict = attempt->take_verdict()) {
+      const auto shown = attempt->identities();
       for (const Engine::OutMember& m : verdict->members) {
-        if (m.member.nick != config.self_nick) {
-          left_out.insert_or_assign(m.member.nick, OutRecord{m.member.jid, m.refuses, m.code});
+        if (m.member.nick == config.self_nick) {
+          continue;
         }
+        std::optional<Fingerprint> fp;
+        for (const auto& [who, key] : shown) {
+          if (who.nick == m.member.nick) {
+            fp = key;
+          }
+        }
+        left_out.insert_or_assign(m.member.nick, OutRecord{m.member.jid, m.refuses, m.code, fp});
       }
       if (verdict->self_out) {
         // We refuse someone (or were excluded): the others go on without us (R-ADM-2).
@@ -459,6 +469,16 @@ Result<Output> Engine::set_roster(const std::vector<Member>& members, TimeMs now
     std::erase_if(next.left_out, [](const auto& kv) { return !kv.second.refuses.empty(); });
     next.self_out.reset();
   }
+  // A refuser (we or another) stays out only while someone it refuses is in the room (R-ADM-3).
+  const auto in_room = [&](const std::string& nick) { return detail::index_of(sorted, nick) >= 0; };
+  if (next.self_out && std::none_of(next.self_out->begin(), next.self_out->end(),
+                                    [&](const auto& refused) { return in_room(refused.first); })) {
+    next.self_out.reset();
+  }
+  std::erase_if(next.left_out, [&](const auto& kv) {
+    const auto& refuses = kv.second.refuses;
+    return !refuses.empty() && std::none_of(refuses.begin(), refuses.end(), in_room);
+  });
   std::erase_if(next.left_out, [&](const auto& kv) {
     const int idx = detail::index_of(sorted, kv.first);
     return idx < 0 || sorted[static_cast<std::size_t>(idx)].jid != kv.second.jid;
@@ -865,6 +885,12 @@ std::vector<MemberInfo> Engine::identities() const {
     }
   } else if (m_state->active) {
     out = m_state->active->info().members;
+  }
+  for (const auto& [nick, rec] : m_state->left_out) {
+    const bool listed = std::any_of(out.begin(), out.end(), [&](const MemberInfo& m) { return m.nick == nick; });
+    if (rec.fingerprint && !listed) {
+      out.push_back(MemberInfo{nick, rec.jid, *rec.fingerprint});
+    }
   }
   return out;
 }

@@ -125,8 +125,8 @@ class Engine {
 
   Phase phase() const noexcept;
   std::optional<SessionInfo> session() const;
-  // The identities of the current attempt's offers, or of the active session: what a user can
-  // verify while a member (or we) is out of the session.
+  // The identities of the current attempt's offers, or of the active session, and the keys the
+  // members left out showed: what a user can verify while a member (or we) is out of the session.
   std::vector<MemberInfo> identities() const;
   // Members left out of our attempts, and why.
   struct OutMember {

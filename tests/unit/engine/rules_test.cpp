@@ -3102,6 +3102,11 @@ TEST_CASE("R-ADM-3 a refuser comes back after its trust changed, when the others
   // While out, alice can still see (and verify) who is there.
   const auto ids = f.alice().engine->identities();
   REQUIRE(ids.empty());  // the attempt is over; the host keeps what the Refusing events said
+  // bob still knows the key alice showed, so that he can verify her while she is out.
+  const auto bob_ids = f.bob().engine->identities();
+  REQUIRE(std::any_of(bob_ids.begin(), bob_ids.end(), [&](const MemberInfo& m) {
+    return m.nick == "alice" && m.fingerprint == f.alice().engine->fingerprint();
+  }));
   // alice verifies both (fingerprints compared, or SMP), restarts, and presence shows her back.
   REQUIRE(f.alice().engine != nullptr);
   REQUIRE(f.trust.verify("bob@localhost", f.bob().engine->fingerprint()).ok());
@@ -3119,6 +3124,26 @@ TEST_CASE("R-ADM-3 a refuser comes back after its trust changed, when the others
   f.room.run();
   REQUIRE(f.room.all_established());
   REQUIRE(f.alice().engine->session()->members.size() == 3);
+}
+
+TEST_CASE("R-ADM-3 we are back in once the member we refuse leaves the room", "[rules]") {
+  AdmissionFixture f([](TrustStore& t, const Fingerprint&, const Fingerprint&) { REQUIRE(t.block("carol@localhost").ok()); });
+  f.room.run();
+  REQUIRE(f.alice().engine->phase() == Phase::Out);
+  const auto before = f.alice().engine->summary();
+  // carol leaves: nobody alice refuses is in the room any more, and no one joined.
+  f.room.part("carol");
+  f.room.run();
+  REQUIRE(f.alice().engine->refused().empty());
+  REQUIRE(f.alice().engine->phase() == Phase::Established);
+  REQUIRE(f.bob().engine->phase() == Phase::Established);
+  REQUIRE(f.alice().engine->session()->members.size() == 2);
+  REQUIRE_FALSE(f.alice().engine->summary() == before);
+  // A roster change that keeps carol keeps alice out.
+  AdmissionFixture g([](TrustStore& t, const Fingerprint&, const Fingerprint&) { REQUIRE(t.block("carol@localhost").ok()); });
+  g.room.run();
+  g.room.absorb(g.alice(), g.alice().engine->set_roster(roster_of({"alice", "carol"}), g.room.now(), *g.alice().rng));
+  REQUIRE(g.alice().engine->phase() == Phase::Out);
 }
 
 TEST_CASE("R-ADM-4 one identity key under two JIDs is reported", "[rules]") {
