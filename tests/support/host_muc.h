@@ -8,6 +8,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -63,14 +64,14 @@ class HostMuc {
     Client& c = get(nick);
     for (auto& o : m_clients) {
       if (o->present) {
-        absorb(c, c.host->on_occupant_present(Occupant{o->nick, o->nick + "@localhost"}, now, *c.rng));
+        absorb(c, c.host->on_occupant_present(presence_of(*o), now, *c.rng));
       }
     }
     c.present = true;
     absorb(c, c.host->on_self_present(nick, shows_jids, now, *c.rng));
     for (auto& o : m_clients) {
       if (o->present && o.get() != &c) {
-        absorb(*o, o->host->on_occupant_present(Occupant{nick, nick + "@localhost"}, now, *o->rng));
+        absorb(*o, o->host->on_occupant_present(presence_of(c), now, *o->rng));
       }
     }
   }
@@ -83,13 +84,25 @@ class HostMuc {
   void absorb(Client& c, HostOutput out) {
     for (auto& p : out.payloads) m_queue.push_back({c.nick, transport::encode_payload_text(view(p))});
     for (auto& n : out.notices) c.notices.push_back(std::move(n));
+    // A presence with the new marker, sent like every stanza: in order with the payloads.
+    if (out.marker_changed && c.present) m_queue.push_back({c.nick, std::nullopt});
+  }
+  // The presence a client's occupants see: with its current participation marker.
+  static Occupant presence_of(const Client& c) {
+    return Occupant{c.nick, c.nick + "@localhost", true, c.host->marker() == transport::Marker::Out};
   }
   void run() {
     for (int steps = 0; !m_queue.empty() && steps < 100000; ++steps) {
       auto [from, text] = m_queue.front();
       m_queue.pop_front();
+      Client& sender = get(from);
       for (auto& c : m_clients) {
-        if (c->present) absorb(*c, c->host->on_payload(from, text, now, *c->rng));
+        if (!c->present) continue;
+        if (text) {
+          absorb(*c, c->host->on_payload(from, *text, now, *c->rng));
+        } else if (c.get() != &sender) {
+          absorb(*c, c->host->on_occupant_present(presence_of(sender), now, *c->rng));
+        }
       }
     }
   }
@@ -103,14 +116,15 @@ class HostMuc {
     }
     run();
   }
-  std::deque<std::pair<std::string, std::string>>& queue() { return m_queue; }
+  // What the room delivers next: a payload text from a nick, or (nullopt) its new presence.
+  std::deque<std::pair<std::string, std::optional<std::string>>>& queue() { return m_queue; }
 
   TimeMs now = 1000;
 
  private:
   TimeMs m_settle;
   std::vector<std::unique_ptr<Client>> m_clients;
-  std::deque<std::pair<std::string, std::string>> m_queue;
+  std::deque<std::pair<std::string, std::optional<std::string>>> m_queue;
 };
 
 }  // namespace mpotr::test

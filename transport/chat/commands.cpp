@@ -61,6 +61,16 @@ std::size_t hex_digits(std::string_view token) {
 
 // "/verify NICK FINGERPRINT": nicks may contain spaces and fingerprints are often typed in
 // groups, so the fingerprint is the shortest run of trailing words holding exactly 64 hex digits.
+Result<AdmissionPolicy> parse_policy(std::string_view word) {
+  if (word == "trusted") {
+    return AdmissionPolicy::Trusted;
+  }
+  if (word == "verified") {
+    return AdmissionPolicy::VerifiedOnly;
+  }
+  return bad("policy '" + std::string(word.substr(0, 32)) + "': expected 'trusted' or 'verified'");
+}
+
 Result<Command> parse_verify(std::string_view args) {
   static const char* const kUsage = "usage: /verify NICK FINGERPRINT (64 hex digits, spaces allowed)";
   std::string_view rest = trim(args);
@@ -219,6 +229,15 @@ Result<Command> command_from_json(const nlohmann::json& j) {
     MPOTR_TRY(std::string nick, nonempty_string_field(j, "nick", cmd));
     return Command{AcceptKey{std::move(nick)}};
   }
+  if (cmd == "block") {
+    MPOTR_TRY(std::string nick, nonempty_string_field(j, "nick", cmd));
+    return Command{BlockMember{std::move(nick)}};
+  }
+  if (cmd == "policy") {
+    MPOTR_TRY(std::string policy, nonempty_string_field(j, "policy", cmd));
+    MPOTR_TRY(AdmissionPolicy p, parse_policy(policy));
+    return Command{SetPolicy{p}};
+  }
   if (cmd == "restart") {
     return Command{RestartSetup{}};
   }
@@ -269,6 +288,8 @@ std::string_view command_name(const Command& command) {
     std::string_view operator()(const ShowWho&) const { return "who"; }
     std::string_view operator()(const ShowFingerprint&) const { return "fingerprint"; }
     std::string_view operator()(const AcceptKey&) const { return "trust"; }
+    std::string_view operator()(const BlockMember&) const { return "block"; }
+    std::string_view operator()(const SetPolicy&) const { return "policy"; }
     std::string_view operator()(const VerifyKey&) const { return "verify"; }
     std::string_view operator()(const ShowStatus&) const { return "status"; }
     std::string_view operator()(const RestartSetup&) const { return "restart"; }
@@ -333,6 +354,19 @@ Result<std::optional<Command>> parse_interactive_line(std::string_view line) {
     MPOTR_TRY(Command verify, parse_verify(args));
     return std::optional<Command>(std::move(verify));
   }
+  if (name == "/block") {
+    if (args.empty()) {
+      return bad("usage: /block NICK (refuse NICK's JID and key; you stay out of the session while NICK is in)");
+    }
+    return std::optional<Command>(BlockMember{std::string(args)});
+  }
+  if (name == "/policy") {
+    auto p = parse_policy(args);
+    if (!p.ok()) {
+      return bad("usage: /policy trusted|verified");
+    }
+    return std::optional<Command>(SetPolicy{*p});
+  }
   if (name == "/otp") {
     MPOTR_TRY(Command otp, parse_otp(args));
     return std::optional<Command>(std::move(otp));
@@ -383,9 +417,11 @@ std::vector<std::string> interactive_help() {
       "  /fingerprint [NICK]       your fingerprint, or NICK's",
       "  /verify NICK FINGERPRINT  mark NICK verified after comparing fingerprints out of band",
       "  /trust NICK               accept NICK's new key (after they changed devices)",
+      "  /block NICK               refuse NICK's JID and key: you stay out of the session while NICK is in",
+      "  /policy trusted|verified  whom you admit: any unblocked key (trust on first use) or verified keys only",
       "  /restart                  start the session setup again",
       "  /leave                    leave properly (transcript check, key publication) and exit",
-      "  /quit                     exit at once (keys are not published)",
+      "  /quit                     exit at once without the transcript check (your key stays withheld)",
       "  /otp on|off               one-time-pad mode: every line encrypted with the pad shared with each member",
       "  /otp status               the pads you share with the members of the session",
       "  /otp alias NAME NICK...   name a group of members; /otp to NAME TEXT sends to them only",

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mpotr/engine.h"
 #include "mpotr/result.h"
 
 namespace mpotr::chat {
@@ -36,6 +37,12 @@ struct VerifyKey {  // /verify NICK FINGERPRINT after comparing out of band
   std::string nick;
   std::string fingerprint;  // grouped form ("1A2B3C4D 5E6F…"), already checked to be 64 hex digits
 };
+struct BlockMember {  // /block NICK: refuse NICK's JID and key; we stay out while NICK is in
+  std::string nick;
+};
+struct SetPolicy {  // /policy trusted|verified: whom this room admits (spec §7.10)
+  AdmissionPolicy policy = AdmissionPolicy::Trusted;
+};
 struct ShowStatus {};
 struct RestartSetup {};
 struct Leave {};  // graceful: shutdown protocol, then exit
@@ -51,8 +58,8 @@ struct OtpCommand {
   std::string text;                  // To
 };
 
-using Command = std::variant<SendText, ShowWho, ShowFingerprint, AcceptKey, VerifyKey, ShowStatus, RestartSetup, Leave,
-                             Quit, ShowHelp, OtpCommand>;
+using Command = std::variant<SendText, ShowWho, ShowFingerprint, AcceptKey, VerifyKey, BlockMember, SetPolicy, ShowStatus,
+                             RestartSetup, Leave, Quit, ShowHelp, OtpCommand>;
 
 // The command's name as in JSON mode ("send", "who", …; "help" for ShowHelp).
 std::string_view command_name(const Command& command);

@@ -192,11 +192,6 @@ class Chat {
         // A new session, maybe new members: say at once whose pad is missing or low.
         show_otp_check(now);
       }
-      if (n.kind == "secure" && n.event && m_options.trust == TrustPolicy::Verified) {
-        for (const Notice& alert : unverified_member_notices(n.event->nicks, m_client.host())) {
-          show(alert, now);
-        }
-      }
     }
     if (m_client.take_trust_changed()) {
       auto saved = store::save_trust(m_options.trust_file, m_trust);
@@ -373,6 +368,16 @@ class Chat {
       } else {
         ok(command, id, now);
       }
+    } else if (const auto* block = std::get_if<BlockMember>(&command)) {
+      auto result = m_client.block(block->nick, now);
+      if (!result.ok()) {
+        report_error("cannot block " + block->nick + ": " + result.error().detail, id, now);
+      } else {
+        ok(command, id, now);
+      }
+    } else if (const auto* policy = std::get_if<SetPolicy>(&command)) {
+      ok(command, id, now);
+      m_client.set_admission(policy->policy, now);
     } else if (const auto* accept = std::get_if<AcceptKey>(&command)) {
       auto result = m_client.accept_new_key(accept->nick, now);
       if (!result.ok()) {
@@ -391,7 +396,8 @@ class Chat {
       if (!m_screen.json()) {
         m_screen.line(error_line(wall_clock(),
                                  "Quitting without the shutdown protocol: the transcript is not checked and your "
-                                 "session key is not published (use /leave for that)"));
+                                 "session key stays withheld; the others are told you accept nothing more (use /leave "
+                                 "for the full shutdown)"));
       }
       quit_now(now);
     } else if (std::holds_alternative<ShowHelp>(command)) {
@@ -610,6 +616,7 @@ int run(int argc, char** argv) {
   host_config.self_jid = options.jid;
   host_config.timeouts = options.timeouts;
   host_config.roster_settle_ms = options.roster_settle_ms;
+  host_config.admission = options.admission;
   transport::RoomHost host(std::move(host_config), std::move(identity).value(), &trust);
 
   transport::ReconnectPolicy reconnect;

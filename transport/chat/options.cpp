@@ -397,9 +397,9 @@ Result<Options> parse_options(const std::vector<std::string>& args, const Enviro
   }
   if (const std::string* trust = value_of("--trust")) {
     if (*trust == "tofu") {
-      o.trust = TrustPolicy::Tofu;
+      o.admission = AdmissionPolicy::Trusted;
     } else if (*trust == "verified") {
-      o.trust = TrustPolicy::Verified;
+      o.admission = AdmissionPolicy::VerifiedOnly;
     } else {
       return bad("--trust '" + *trust + "': expected 'tofu' or 'verified'");
     }
@@ -453,7 +453,8 @@ Identity and trust:
                             ~/.local/share/mpotr/identity.json; created with mode 0600 on first run)
   --trust-file FILE         trust store (default: trust.json next to the key file)
   --trust tofu|verified     tofu (default): new keys are trusted on first use;
-                            verified: also raise an alert for every member you have not verified
+                            verified: you admit verified members only, and stay out of any
+                            session with a member you have not verified (/policy changes it)
 
 One-time pads (spec/otp.md §10; pads generated with mpotr-pad, served by mpotr-padd):
   --pad-socket PATH         your pad device's socket: OTP messages can be read, /otp works

@@ -20,11 +20,6 @@ inline constexpr std::uint16_t kDefaultXmppPort = 5222;
 inline constexpr TimeMs kMaxTimeoutMs = 24ULL * 60 * 60 * 1000;
 inline constexpr TimeMs kMaxRosterSettleMs = 10ULL * 60 * 1000;
 
-enum class TrustPolicy : std::uint8_t {
-  Tofu,      // new keys are trusted on first use (the engine's behaviour)
-  Verified,  // additionally alert about every session member that is not verified
-};
-
 struct Options {
   std::string jid;   // bare JID we log in as
   std::string room;  // bare room JID
@@ -42,7 +37,9 @@ struct Options {
   bool trust_any_cert = false;
   std::string key_file;
   std::string trust_file;
-  TrustPolicy trust = TrustPolicy::Tofu;
+  // --trust tofu|verified: whom the room admits (spec §7.10). Verified: we stay out of any
+  // session with a member we have not verified.
+  AdmissionPolicy admission = AdmissionPolicy::Trusted;
   bool json = false;
   bool verbose = false;
   bool reconnect = true;

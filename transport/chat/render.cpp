@@ -173,6 +173,7 @@ nlohmann::json notice_to_json(const Notice& notice, TimeMs now) {
   nlohmann::json j;
   j["event"] = notice.kind;
   j["severity"] = to_string(notice.severity);
+  j["attribution"] = to_string(notice.attribution);  // "claimed": only the server's word (spec §13.4)
   j["text"] = notice.text;
   j["time_ms"] = now;
   j["nick"] = notice.nick.empty() ? nlohmann::json(nullptr) : nlohmann::json(notice.nick);
@@ -223,30 +224,6 @@ std::string error_line(std::string_view clock, std::string_view text) {
 
 std::string info_line(std::string_view clock, std::string_view text) {
   return stamp(clock) + "* " + sanitize_for_terminal(text);
-}
-
-std::vector<Notice> unverified_member_notices(const std::vector<std::string>& session_nicks, const RoomHost& host) {
-  std::vector<Notice> out;
-  for (const auto& nick : session_nicks) {
-    if (nick == host.self_nick()) {
-      continue;
-    }
-    const auto it = host.occupants().find(nick);
-    const std::string jid = it == host.occupants().end() ? std::string() : it->second.real_jid;
-    const TrustLevel level = trust_of(host, jid);
-    if (level == TrustLevel::Verified) {
-      continue;
-    }
-    Notice n;
-    n.kind = "unverified";
-    n.severity = Severity::Alert;
-    n.nick = nick;
-    n.text = nick + " (" + (jid.empty() ? std::string("JID unknown") : jid) + ") is in the session but NOT verified (trust: " +
-             trust_name(level) + "). Compare fingerprints with them (/fingerprint " + nick + ") and use /verify " + nick +
-             " FINGERPRINT";
-    out.push_back(std::move(n));
-  }
-  return out;
 }
 
 // --- lifecycle and command replies -----------------------------------------------------------------

@@ -50,11 +50,6 @@ std::optional<std::string> notice_to_line(const transport::Notice& notice, std::
 std::string error_line(std::string_view clock, std::string_view text);
 std::string info_line(std::string_view clock, std::string_view text);
 
-// --trust verified: an Alert notice ("unverified") for every member of `session_nicks`, other
-// than us, whose JID is not verified in the host's trust store.
-std::vector<transport::Notice> unverified_member_notices(const std::vector<std::string>& session_nicks,
-                                                         const transport::RoomHost& host);
-
 // --- lifecycle and command replies (JSON mode) -----------------------------------------------------
 
 nlohmann::json started_event(std::string_view nick, std::string_view jid, std::string_view room, const Fingerprint& fp,

@@ -18,6 +18,25 @@ std::string_view to_string(Severity s) noexcept {
   return "?";
 }
 
+std::string_view to_string(Attribution a) noexcept {
+  switch (a) {
+    case Attribution::Local: return "local";
+    case Attribution::Member: return "member";
+    case Attribution::Claimed: return "claimed";
+  }
+  return "?";
+}
+
+std::string normalise_room(std::string_view room) {
+  std::string out(room);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
 void HostOutput::merge(HostOutput&& other) {
   for (auto& p : other.payloads) {
     payloads.push_back(std::move(p));
@@ -27,6 +46,7 @@ void HostOutput::merge(HostOutput&& other) {
   }
   trust_changed = trust_changed || other.trust_changed;
   leave_room = leave_room || other.leave_room;
+  marker_changed = marker_changed || other.marker_changed;
 }
 
 Notice make_notice(std::string kind, Severity severity, std::string text, std::string nick) {
@@ -54,32 +74,29 @@ std::string range(std::uint32_t from, std::uint32_t to) {
   return from == to ? "#" + std::to_string(from) : "#" + std::to_string(from) + "–#" + std::to_string(to);
 }
 
-// A rejected payload, explained. Old-session traffic is normal after every re-key, so it is
-// Debug; anything that means "someone forged, replayed or tampered" is an Alert.
+// A rejected payload, explained. Nothing rejected is authenticated, so the sender nick is only
+// the server's claim (R-GEN-4): the wording never says that the member did it. Old-session
+// traffic is normal after every re-key, so it is Debug; anything that means "someone forged,
+// replayed or tampered" is an Alert.
 Notice explain_rejection(const Error& e, std::string_view nick) {
-  const std::string who(nick);
+  const std::string who = "a message claiming to be from " + std::string(nick);
+  const std::string Who = "A message claiming to be from " + std::string(nick);
   const std::string why = " (" + std::string(to_string(e.code)) + ": " + e.detail + ")";
+  const std::string server = " (the server could have written this)";
   Notice n;
   switch (e.code) {
     case ErrorCode::UnknownSession:
     case ErrorCode::UnexpectedMessage:
-      n = make_notice("ignored", Severity::Debug, "Ignored a message from " + who + " for another session or phase" + why);
+      n = make_notice("ignored", Severity::Debug, "Ignored " + who + " for another session or phase" + why);
       break;
     case ErrorCode::Duplicate:
     case ErrorCode::Replay:
-      n = make_notice("replay", Severity::Alert, "A message from " + who + " was delivered again (replayed) and was dropped" + why);
-      break;
-    case ErrorCode::SessionIdMismatch:
-      // A setup message naming another attempt's session id. After every restart the old
-      // attempt's key shares are still in flight, and they cannot be told apart from altered
-      // ones; neither is ever used, and if a genuine one was lost the setup timeout says so.
-      n = make_notice("stale", Severity::Debug,
-                      "Ignored a setup message from " + who + " for another attempt (normal right after a restart)" + why);
+      n = make_notice("replay", Severity::Alert, Who + " was delivered again (replayed) and was dropped" + why);
       break;
     case ErrorCode::BadSignature:
     case ErrorCode::BadMac:
       n = make_notice("tampered", Severity::Alert,
-                      "A message claiming to be from " + who + " failed authentication: it was forged or altered in transit, and was dropped" + why);
+                      Who + " failed authentication: it was forged or altered in transit" + server + ", and was dropped" + why);
       break;
     case ErrorCode::DecodeTruncated:
     case ErrorCode::DecodeTrailingBytes:
@@ -88,42 +105,75 @@ Notice explain_rejection(const Error& e, std::string_view nick) {
     case ErrorCode::DecodeOversize:
     case ErrorCode::DecodeBadValue:
       n = make_notice("malformed", Severity::Alert,
-                      "A malformed mpOTR message arrived from " + who + " (corrupted in transit or not from a real client) and was dropped" + why);
+                      Who + " was malformed (corrupted in transit, or not from a real client)" + server + " and was dropped" + why);
       break;
     case ErrorCode::NickMismatch:
     case ErrorCode::NotAMember:
-      n = make_notice("spoofed", Severity::Alert, "A message from " + who + " claimed to come from someone else and was dropped" + why);
+      n = make_notice("spoofed", Severity::Alert, Who + " names another sender inside" + server + ", and was dropped" + why);
       break;
     case ErrorCode::Equivocation:
       n = make_notice("equivocation", Severity::Alert,
-                      who + " (or the server) sent two different messages with the same number: members may be shown different conversations" + why);
+                      Who + " contradicts one already received with the same number: members may be shown different "
+                            "conversations" + why);
       break;
     case ErrorCode::KeyRevoked:
       n = make_notice("revoked_key", Severity::Warning,
-                      "A message from " + who + " was signed with a key that was already published, so it proves nothing and was dropped" + why);
-      break;
-    case ErrorCode::IdentityChanged:
-      n = make_notice("identity_changed", Severity::Alert,
-                      who + "'s identity key has CHANGED. Until you check it, " + who +
-                          " is kept out of the session. If they really changed devices, compare fingerprints and use /verify " + who +
-                          " <fingerprint> or /trust " + who + why);
-      break;
-    case ErrorCode::IdentityBlocked:
-      n = make_notice("blocked", Severity::Warning, who + " is blocked: their messages are ignored" + why);
+                      Who + " was signed with a key that was already published, so it proves nothing and was dropped" + why);
       break;
     default:
-      n = make_notice("rejected", Severity::Warning, "A message from " + who + " was rejected" + why);
+      n = make_notice("rejected", Severity::Warning, Who + " was rejected" + why);
       break;
   }
-  n.nick = who;
+  n.nick = std::string(nick);
   n.code = e.code;
+  n.attribution = Attribution::Claimed;
   return n;
+}
+
+// Who vouches for an engine event (R-GEN-4).
+Attribution attribution_of(const Event& ev) {
+  switch (ev.kind) {
+    case EventKind::MessageReceived:
+    case EventKind::Heartbeat:
+    case EventKind::Confirmed:
+    case EventKind::FullyConfirmed:
+    case EventKind::ConfirmationOverdue:
+    case EventKind::Gap:          // the author's own entries, or `by`'s signed acknowledgement
+    case EventKind::MessageLost:
+    case EventKind::SplitView:
+    case EventKind::MemberOut:    // from signed key shares
+    case EventKind::MemberExcluded:
+    case EventKind::SetupFailed:
+    case EventKind::TranscriptConsistent:
+    case EventKind::TranscriptMismatch:
+    case EventKind::PeerKeyPublished:
+    case EventKind::SessionEstablished:
+      return Attribution::Member;
+    case EventKind::IdentityShared:         // from offers, which nothing authenticates yet
+    case EventKind::UnauthenticatedOffers:
+    case EventKind::Rejected:
+      return Attribution::Claimed;
+    case EventKind::SetupStarted:
+    case EventKind::SetupTimeout:
+    case EventKind::NewIdentity:
+    case EventKind::Refusing:
+    case EventKind::SessionClosing:
+    case EventKind::ShutdownIncomplete:
+    case EventKind::KeyWithheld:
+    case EventKind::KeyPublished:
+    case EventKind::SessionClosed:
+    case EventKind::ReadyToLeave:
+      return Attribution::Local;
+  }
+  return Attribution::Local;
 }
 
 }  // namespace
 
 RoomHost::RoomHost(RoomHostConfig config, IdentityKey identity, TrustStore* trust)
-    : m_config(std::move(config)), m_identity(std::move(identity)), m_trust(trust) {}
+    : m_config(std::move(config)), m_identity(std::move(identity)), m_trust(trust) {
+  m_config.room = normalise_room(m_config.room);  // every member must hash the same bytes (§13.2)
+}
 
 Phase RoomHost::phase() const noexcept { return m_engine ? m_engine->phase() : Phase::Idle; }
 
@@ -136,11 +186,25 @@ std::vector<Member> RoomHost::roster() const {
   r.reserve(m_occupants.size() + 1);
   r.push_back(Member{m_self_nick, m_config.self_jid});
   for (const auto& [nick, o] : m_occupants) {
-    if (o.mpotr) {
+    if (o.mpotr && !o.out) {
       r.push_back(Member{nick, o.real_jid});
     }
   }
   return r;
+}
+
+std::optional<Fingerprint> RoomHost::identity_of(std::string_view nick) const {
+  if (m_engine) {
+    for (const auto& m : m_engine->identities()) {
+      if (m.nick == nick) {
+        return m.fingerprint;
+      }
+    }
+  }
+  if (auto it = m_out_keys.find(nick); it != m_out_keys.end()) {
+    return it->second;
+  }
+  return std::nullopt;
 }
 
 HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, Rng& rng) {
@@ -151,7 +215,7 @@ HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, R
   auto it = m_occupants.find(occupant.nick);
   if (it != m_occupants.end()) {
     const Occupant before = it->second;
-    if (before.real_jid == occupant.real_jid && before.mpotr == occupant.mpotr) {
+    if (before.real_jid == occupant.real_jid && before.mpotr == occupant.mpotr && before.out == occupant.out) {
       return out;  // a status update, not a membership change
     }
     it->second = occupant;
@@ -159,11 +223,20 @@ HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, R
       return out;  // an outsider stays an outsider: the session is unchanged
     }
     if (before.mpotr != occupant.mpotr) {
-      out.notices.push_back(make_notice(
+      Notice n = make_notice(
           occupant.mpotr ? "joined" : "left", Severity::Info,
-          occupant.mpotr ? occupant.nick + " (" + occupant.real_jid + ") turned mpOTR on and joins the session"
-                         : occupant.nick + " turned mpOTR off and left the session (still in the room, reads nothing)",
-          occupant.nick));
+          occupant.mpotr ? occupant.nick + " (" + occupant.real_jid + ") turned mpOTR on and joins the session (says the server)"
+                         : occupant.nick + " turned mpOTR off and left the session (still in the room, reads nothing; says the server)",
+          occupant.nick);
+      n.attribution = Attribution::Claimed;
+      out.notices.push_back(std::move(n));
+    } else if (before.out != occupant.out) {
+      Notice n = make_notice(occupant.out ? "member_out" : "joined", Severity::Info,
+                             occupant.out ? occupant.nick + " stays out of the session: they do not accept a member (says the server)"
+                                          : occupant.nick + " wants to rejoin the session (says the server)",
+                             occupant.nick);
+      n.attribution = Attribution::Claimed;
+      out.notices.push_back(std::move(n));
     }
     out.merge(roster_changed(now, rng));
     return out;
@@ -181,15 +254,19 @@ HostOutput RoomHost::on_occupant_present(const Occupant& occupant, TimeMs now, R
     return out;  // join burst: the roster is applied at our own presence
   }
   if (!occupant.mpotr) {
-    out.notices.push_back(make_notice("outsider", Severity::Warning,
-                                      occupant.nick + " joined the room without mpOTR: they cannot read the conversation",
-                                      occupant.nick));
+    Notice n = make_notice("outsider", Severity::Warning,
+                           occupant.nick + " joined the room without mpOTR: they cannot read the conversation",
+                           occupant.nick);
+    n.attribution = Attribution::Claimed;
+    out.notices.push_back(std::move(n));
     return out;
   }
-  out.notices.push_back(make_notice("joined", Severity::Info,
-                                    occupant.nick + " (" + (occupant.real_jid.empty() ? "JID hidden" : occupant.real_jid) +
-                                        ") joined the room",
-                                    occupant.nick));
+  Notice joined = make_notice("joined", Severity::Info,
+                              occupant.nick + " (" + (occupant.real_jid.empty() ? "JID hidden" : occupant.real_jid) +
+                                  ") joined the room" + (occupant.out ? ", out of the session (they do not accept a member)" : ""),
+                              occupant.nick);
+  joined.attribution = Attribution::Claimed;
+  out.notices.push_back(std::move(joined));
   out.merge(roster_changed(now, rng));
   return out;
 }
@@ -202,6 +279,7 @@ HostOutput RoomHost::on_occupant_gone(std::string_view nick, TimeMs now, Rng& rn
   }
   const bool member = it->second.mpotr;
   m_occupants.erase(it);
+  m_out_keys.erase(std::string(nick));
   if (!m_in_room || !member) {
     return out;
   }
@@ -218,6 +296,7 @@ HostOutput RoomHost::on_nick_change(std::string_view old_nick, std::string_view 
   }
   Occupant o = it->second;
   m_occupants.erase(it);
+  m_out_keys.erase(std::string(old_nick));
   o.nick = std::string(new_nick);
   m_occupants.emplace(o.nick, o);
   if (!m_in_room || !o.mpotr) {
@@ -253,7 +332,8 @@ HostOutput RoomHost::on_self_present(std::string_view nick, bool room_shows_jids
     return out;
   }
   m_refused = false;
-  m_engine = std::make_unique<Engine>(EngineConfig{m_config.room, m_self_nick, m_config.timeouts}, m_identity, m_trust);
+  m_engine = std::make_unique<Engine>(EngineConfig{m_config.room, m_self_nick, m_config.timeouts, m_config.admission},
+                                      m_identity, m_trust);
   out.notices.push_back(make_notice("in_room", Severity::Info,
                                     "Joined " + m_config.room + " as " + m_self_nick + " with " +
                                         std::to_string(m_occupants.size()) + " other occupant(s), " +
@@ -319,10 +399,12 @@ HostOutput RoomHost::on_plaintext(std::string_view nick, std::string_view body) 
   if (nick.empty() || body.empty()) {
     return out;
   }
+  // Unauthenticated: the server can put any text under any nick (R-GEN-4, X-5).
   Notice n = make_notice("plaintext", Severity::Warning,
-                         std::string(nick) + " sent an UNENCRYPTED message (everyone, including the server, can read it): " +
-                             std::string(body),
+                         "An UNENCRYPTED message claiming to be from " + std::string(nick) +
+                             " (the server could have written it, and everyone can read it): " + std::string(body),
                          std::string(nick));
+  n.attribution = Attribution::Claimed;
   out.notices.push_back(std::move(n));
   return out;
 }
@@ -401,6 +483,64 @@ HostOutput RoomHost::leave(TimeMs now, Rng& rng) {
   }
   out.notices.push_back(make_notice("leaving", Severity::Info, "Leaving: checking transcripts and publishing our key"));
   out.merge(absorb(std::move(result)));
+  return out;
+}
+
+HostOutput RoomHost::quit(TimeMs now, Rng& rng) {
+  HostOutput out;
+  out.leave_room = true;
+  if (!m_engine || m_engine->phase() == Phase::Left) {
+    return out;
+  }
+  auto result = m_engine->quit(now, rng);
+  if (!result.ok()) {
+    out.notices.push_back(make_notice("leave", Severity::Debug, "quit: " + result.error().detail));
+    return out;
+  }
+  out.notices.push_back(make_notice("quitting", Severity::Info,
+                                    "Leaving at once: the others are told we accept nothing more, our signing key stays withheld"));
+  out.merge(absorb(std::move(result)));
+  out.leave_room = true;
+  return out;
+}
+
+HostOutput RoomHost::set_admission(AdmissionPolicy policy, TimeMs now, Rng& rng) {
+  HostOutput out;
+  if (m_config.admission == policy) {
+    return out;
+  }
+  m_config.admission = policy;
+  out.notices.push_back(make_notice("policy", Severity::Info,
+                                    policy == AdmissionPolicy::VerifiedOnly
+                                        ? "This room now admits verified members only: you stay out of any session with a member you have not verified"
+                                        : "This room now admits every member whose key is not blocked or changed (trust on first use)"));
+  if (m_engine) {
+    out.merge(absorb(m_engine->set_admission(policy, now, rng)));
+  }
+  return out;
+}
+
+Result<HostOutput> RoomHost::block(std::string_view nick, TimeMs now, Rng& rng) {
+  if (m_trust == nullptr) {
+    return Error{ErrorCode::InvalidState, "no trust store"};
+  }
+  auto it = m_occupants.find(nick);
+  if (it == m_occupants.end() || it->second.real_jid.empty()) {
+    return Error{ErrorCode::InvalidArgument, "no occupant '" + std::string(nick) + "' with a known JID"};
+  }
+  MPOTR_CHECK(m_trust->block(it->second.real_jid));
+  HostOutput out;
+  out.trust_changed = true;
+  std::string also;
+  if (const auto fp = identity_of(nick)) {
+    MPOTR_CHECK(m_trust->block_fingerprint(*fp));
+    also = " and key " + fp->grouped() + " (under any JID)";
+  }
+  out.notices.push_back(make_notice("blocked", Severity::Info,
+                                    "Blocked " + std::string(nick) + " (" + it->second.real_jid + ")" + also +
+                                        ": you stay out of the session while they are in it",
+                                    std::string(nick)));
+  out.merge(restart(now, rng));
   return out;
 }
 
@@ -516,6 +656,12 @@ HostOutput RoomHost::absorb(Result<Output> result) {
   for (const auto& ev : o.events) {
     translate(ev, out);
   }
+  // X-13: our presence marker follows whether our engine stays out of the session.
+  const bool self_out = m_engine && m_engine->phase() == Phase::Out;
+  if (self_out != m_self_out) {
+    m_self_out = self_out;
+    out.marker_changed = true;
+  }
   return out;
 }
 
@@ -539,6 +685,7 @@ void RoomHost::translate(const Event& ev, HostOutput& out) {
   Notice n;
   n.event = ev;
   n.nick = ev.nick;
+  n.attribution = attribution_of(ev);
   const std::string who = ev.nick;
   switch (ev.kind) {
     case EventKind::SetupStarted:
@@ -594,7 +741,13 @@ void RoomHost::translate(const Event& ev, HostOutput& out) {
     case EventKind::Refusing: {
       n.kind = "refusing";
       n.code = ev.code;
-      const std::string fp = ev.detail.substr(0, ev.detail.find(':'));
+      std::string fp = "unknown";
+      if (ev.data.size() == Fingerprint{}.bytes.size()) {
+        Fingerprint key;
+        std::copy(ev.data.begin(), ev.data.end(), key.bytes.begin());
+        m_out_keys.insert_or_assign(who, key);  // what the user may verify while we are out
+        fp = key.grouped();
+      }
       if (ev.code == ErrorCode::IdentityChanged) {
         n.severity = Severity::Alert;
         n.text = who + "'s identity key has CHANGED (now " + fp + "). Until you check it you stay out of the session " +
@@ -620,6 +773,9 @@ void RoomHost::translate(const Event& ev, HostOutput& out) {
         n.kind = "member_out";
         n.severity = Severity::Info;
         n.text = who + " stays out of the session: " + who + " does not accept " + join(ev.nicks);
+        // Its marker will take it out of the roster; keep the key it showed so that it can
+        // still be verified (SMP) while out (R-ADM-3).
+        if (const auto key = identity_of(who)) m_out_keys.insert_or_assign(who, *key);
       }
       break;
     case EventKind::MemberExcluded: {

@@ -265,7 +265,7 @@ void MucClient::pump(TimeMs now) {
   if (m_leave_deadline && *m_leave_deadline <= now && m_state == ClientState::Leaving) {
     notice("leave_timeout", Severity::Warning, "The shutdown did not finish in time: leaving anyway");
     m_leave_deadline.reset();
-    finish_leave();
+    apply(m_host.quit(now, m_rng));  // a Quit lets the others publish their keys (spec R-SD-17)
   }
   const auto wake = m_host.wake_at();
   if (wake && *wake <= now) {
@@ -371,7 +371,7 @@ void MucClient::handle(const Inbound& in, TimeMs now) {
       return;
     }
     if (p->available) {
-      apply(m_host.on_occupant_present(Occupant{p->nick, p->real_jid, p->mpotr}, now, m_rng));
+      apply(m_host.on_occupant_present(Occupant{p->nick, p->real_jid, p->mpotr, p->mpotr_out}, now, m_rng));
     } else if (!p->new_nick.empty()) {
       apply(m_host.on_nick_change(p->nick, p->new_nick, now, m_rng));
     } else {
@@ -403,6 +403,10 @@ void MucClient::apply(HostOutput out) {
     m_notices.push_back(std::move(n));
   }
   m_trust_changed = m_trust_changed || out.trust_changed;
+  if (out.marker_changed && m_state == ClientState::InRoom) {
+    // Our marker says whether we stay out of the session (spec X-13).
+    send_stanza(build_marker_presence(m_loop.ctx(), m_room, m_host.self_nick(), m_host.marker()));
+  }
   if (out.leave_room) {
     finish_leave();
   }
@@ -473,6 +477,10 @@ void MucClient::quit() {
     return;
   }
   if (xmpp_conn_is_connected(m_conn) != 0 && m_host.in_room()) {
+    // Quit messages first (spec R-SD-17): the others may then publish their keys.
+    for (const auto& payload : m_host.quit(m_now, m_rng).payloads) {
+      send_payload(payload);
+    }
     send_stanza(build_leave_presence(m_loop.ctx(), m_room, m_host.self_nick()));
   }
   xmpp_disconnect(m_conn);
@@ -501,6 +509,18 @@ Result<void> MucClient::accept_new_key(std::string_view nick, TimeMs now) {
   MPOTR_TRY(HostOutput out, m_host.accept_new_key(nick, now, m_rng));
   apply(std::move(out));
   return {};
+}
+
+Result<void> MucClient::block(std::string_view nick, TimeMs now) {
+  m_now = now;
+  MPOTR_TRY(HostOutput out, m_host.block(nick, now, m_rng));
+  apply(std::move(out));
+  return {};
+}
+
+void MucClient::set_admission(AdmissionPolicy policy, TimeMs now) {
+  m_now = now;
+  apply(m_host.set_admission(policy, now, m_rng));
 }
 
 std::optional<TimeMs> MucClient::wake_at() const {

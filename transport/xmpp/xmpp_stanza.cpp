@@ -91,7 +91,9 @@ PresenceIn parse_presence(const xmpp_stanza_t* s, std::string nick) {
   if (type == "error") {
     p.error = error_condition(s);
   }
-  p.mpotr = p.available && stanza_child(s, kPayloadElement, kPayloadNs) != nullptr;
+  const xmpp_stanza_t* marker = p.available ? stanza_child(s, kPayloadElement, kPayloadNs) : nullptr;
+  p.mpotr = marker != nullptr;
+  p.mpotr_out = marker != nullptr && stanza_attribute(marker, kMarkerStatus) == kMarkerOut;
   if (const xmpp_stanza_t* x = stanza_child(s, "x", kMucUserNs)) {
     for (xmpp_stanza_t* c = xmpp_stanza_get_children(mut(x)); c != nullptr; c = xmpp_stanza_get_next(c)) {
       const char* name = xmpp_stanza_get_name(c);
@@ -215,17 +217,29 @@ StanzaPtr build_payload_message(xmpp_ctx_t* ctx, std::string_view room, std::str
   return msg;
 }
 
-StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick) {
+StanzaPtr new_marker(xmpp_ctx_t* ctx, Marker marker) {
+  StanzaPtr m = new_element(ctx, kPayloadElement, kPayloadNs);
+  if (marker == Marker::Out) {
+    xmpp_stanza_set_attribute(m.get(), kMarkerStatus, kMarkerOut);
+  }
+  return m;
+}
+
+StanzaPtr build_marker_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick, Marker marker) {
   StanzaPtr p(xmpp_presence_new(ctx));
   const std::string to = std::string(room) + "/" + std::string(nick);
   xmpp_stanza_set_to(p.get(), to.c_str());
+  add(p.get(), new_marker(ctx, marker));
+  return p;
+}
+
+StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick, Marker marker) {
+  StanzaPtr p = build_marker_presence(ctx, room, nick, marker);
   StanzaPtr x = new_element(ctx, "x", kMucNs);
   StanzaPtr history = new_element(ctx, "history", nullptr);
   xmpp_stanza_set_attribute(history.get(), "maxstanzas", "0");
   add(x.get(), history);
   add(p.get(), x);
-  StanzaPtr marker = new_element(ctx, kPayloadElement, kPayloadNs);
-  add(p.get(), marker);
   return p;
 }
 

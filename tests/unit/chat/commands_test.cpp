@@ -88,6 +88,10 @@ TEST_CASE("chat commands: every interactive command", "[chat][commands]") {
   CHECK(as<ShowFingerprint>(interactive("/fingerprint Bob Smith ")).nick == "Bob Smith");
   CHECK(as<AcceptKey>(interactive("/trust bob")).nick == "bob");
   CHECK(as<AcceptKey>(interactive("/trust\tbob")).nick == "bob");
+  CHECK(as<BlockMember>(interactive("/block carol")).nick == "carol");
+  CHECK(as<BlockMember>(interactive("/block Carol Jones")).nick == "Carol Jones");
+  CHECK(as<SetPolicy>(interactive("/policy verified")).policy == AdmissionPolicy::VerifiedOnly);
+  CHECK(as<SetPolicy>(interactive("/policy trusted")).policy == AdmissionPolicy::Trusted);
 
   const Command verify = interactive("/verify bob " + kFpPlain);
   const auto& v = as<VerifyKey>(verify);
@@ -111,6 +115,8 @@ TEST_CASE("chat commands: every interactive command", "[chat][commands]") {
   CHECK(command_name(interactive("/status")) == "status");
   CHECK(command_name(interactive("/fingerprint")) == "fingerprint");
   CHECK(command_name(interactive("/trust x")) == "trust");
+  CHECK(command_name(interactive("/block x")) == "block");
+  CHECK(command_name(interactive("/policy verified")) == "policy");
   CHECK(command_name(interactive("/verify x " + kFpPlain)) == "verify");
   CHECK(command_name(interactive("/restart")) == "restart");
   CHECK(command_name(interactive("/leave")) == "leave");
@@ -131,6 +137,10 @@ TEST_CASE("chat commands: interactive mistakes are errors, never messages", "[ch
   CHECK(interactive_error("/help x") == "/help takes no arguments");
   CHECK(interactive_error("/trust").find("usage: /trust NICK") != std::string::npos);
   CHECK(interactive_error("/trust   ").find("usage: /trust NICK") != std::string::npos);
+  CHECK(interactive_error("/block").find("usage: /block NICK") != std::string::npos);
+  CHECK(interactive_error("/policy").find("usage: /policy trusted|verified") != std::string::npos);
+  CHECK(interactive_error("/policy sometimes").find("usage: /policy trusted|verified") != std::string::npos);
+  CHECK(interactive_error("/policy Verified").find("usage: /policy trusted|verified") != std::string::npos);
   CHECK(interactive_error("/verify").find("usage: /verify NICK FINGERPRINT") != std::string::npos);
   CHECK(interactive_error("/verify bob").find("no fingerprint of 64 hex digits") != std::string::npos);
   CHECK(interactive_error("/verify bob 1234").find("no fingerprint of 64 hex digits") != std::string::npos);
@@ -168,6 +178,8 @@ TEST_CASE("chat commands: every JSON command", "[chat][commands]") {
   CHECK(as<VerifyKey>(json_cmd(R"({"cmd":"verify","nick":"bob","fingerprint":")" + kFpPlain + "\"}")).fingerprint ==
         kFpGrouped);
   CHECK(as<AcceptKey>(json_cmd(R"({"cmd":"trust","nick":"bob"})")).nick == "bob");
+  CHECK(as<BlockMember>(json_cmd(R"({"cmd":"block","nick":"carol"})")).nick == "carol");
+  CHECK(as<SetPolicy>(json_cmd(R"({"cmd":"policy","policy":"verified"})")).policy == AdmissionPolicy::VerifiedOnly);
   as<RestartSetup>(json_cmd(R"({"cmd":"restart"})"));
   as<Leave>(json_cmd(R"({"cmd":"leave"})"));
   as<Quit>(json_cmd(R"({"cmd":"quit"})"));
@@ -204,6 +216,10 @@ TEST_CASE("chat commands: malformed JSON and wrong fields are command errors", "
   CHECK(json_error(R"({"cmd":"fingerprint","nick":""})") == "\"nick\" must not be empty");
   CHECK(json_error(R"({"cmd":"trust"})") == "\"trust\" needs \"nick\"");
   CHECK(json_error(R"({"cmd":"trust","nick":null})") == "\"nick\" must be a string");
+  CHECK(json_error(R"({"cmd":"block"})") == "\"block\" needs \"nick\"");
+  CHECK(json_error(R"({"cmd":"policy"})") == "\"policy\" needs \"policy\"");
+  CHECK(json_error(R"({"cmd":"policy","policy":"all"})") == "policy 'all': expected 'trusted' or 'verified'");
+  CHECK(json_error(R"({"cmd":"policy","policy":1})") == "\"policy\" must be a string");
   CHECK(json_error(R"({"cmd":"verify","nick":"bob"})") == "\"verify\" needs \"fingerprint\"");
   CHECK(json_error(R"({"cmd":"verify","fingerprint":"00"})") == "\"verify\" needs \"nick\"");
   CHECK(json_error(R"({"cmd":"verify","nick":"bob","fingerprint":123})") == "\"fingerprint\" must be a string");
@@ -222,7 +238,8 @@ TEST_CASE("chat commands: malformed JSON and wrong fields are command errors", "
 TEST_CASE("chat commands: help lists every command", "[chat][commands]") {
   std::string all;
   for (const auto& line : interactive_help()) all += line + "\n";
-  for (const char* c : {"/who", "/status", "/fingerprint", "/verify", "/trust", "/restart", "/leave", "/quit", "/help", "//"}) {
+  for (const char* c : {"/who", "/status", "/fingerprint", "/verify", "/trust", "/block", "/policy", "/restart", "/leave", "/quit",
+                        "/help", "//"}) {
     INFO(c);
     CHECK(all.find(c) != std::string::npos);
   }

@@ -60,7 +60,7 @@ TEST_CASE("chat options: defaults from the JID and the environment", "[chat][opt
   CHECK_FALSE(o.trust_any_cert);
   CHECK(o.key_file == "/home/alice/.local/share/mpotr/identity.json");
   CHECK(o.trust_file == "/home/alice/.local/share/mpotr/trust.json");
-  CHECK(o.trust == TrustPolicy::Tofu);
+  CHECK(o.admission == AdmissionPolicy::Trusted);
   CHECK_FALSE(o.json);
   CHECK_FALSE(o.verbose);
   CHECK(o.reconnect);
@@ -92,7 +92,7 @@ TEST_CASE("chat options: every option set", "[chat][options]") {
   CHECK(o.trust_any_cert);
   CHECK(o.key_file == "/keys/id.json");
   CHECK(o.trust_file == "/keys/t.json");
-  CHECK(o.trust == TrustPolicy::Verified);
+  CHECK(o.admission == AdmissionPolicy::VerifiedOnly);
   CHECK(o.json);
   CHECK(o.verbose);
   CHECK_FALSE(o.reconnect);
@@ -255,8 +255,8 @@ TEST_CASE("chat options: key and trust file locations", "[chat][options]") {
 }
 
 TEST_CASE("chat options: --trust", "[chat][options]") {
-  CHECK(parse_ok(with({"--trust", "tofu"})).trust == TrustPolicy::Tofu);
-  CHECK(parse_ok(with({"--trust", "verified"})).trust == TrustPolicy::Verified);
+  CHECK(parse_ok(with({"--trust", "tofu"})).admission == AdmissionPolicy::Trusted);
+  CHECK(parse_ok(with({"--trust", "verified"})).admission == AdmissionPolicy::VerifiedOnly);
   CHECK(parse_error(with({"--trust", "always"})) == "--trust 'always': expected 'tofu' or 'verified'");
 }
 

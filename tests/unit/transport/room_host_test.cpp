@@ -94,12 +94,16 @@ TEST_CASE("RoomHost: a changed key is refused with an alert until the user accep
   muc.join("alice");
   muc.join("bob");
   muc.run();
-  CHECK(alice.host->phase() == Phase::SettingUp);
-  const Notice* alert = last(alice, "identity_changed");
+  // alice stays out (R-ADM-2) and is told why, with the key she may check.
+  CHECK(alice.host->phase() == Phase::Out);
+  CHECK(alice.host->marker() == Marker::Out);
+  const Notice* alert = last(alice, "refusing");
   REQUIRE(alert != nullptr);
   CHECK(alert->severity == Severity::Alert);
   CHECK(alert->code == ErrorCode::IdentityChanged);
-  CHECK(alert->text.find("CHANGED") != std::string::npos);
+  CHECK(alert->attribution == Attribution::Local);
+  CHECK(alert->text.find("CHANGED (now " + muc.get("bob").host->fingerprint().grouped() + ")") != std::string::npos);
+  CHECK(alice.host->identity_of("bob") == muc.get("bob").host->fingerprint());
 
   auto accepted = alice.host->accept_new_key("bob", muc.now, *alice.rng);
   REQUIRE(accepted.ok());
@@ -250,7 +254,8 @@ TEST_CASE("RoomHost: a tampered payload raises an alert, a replay too", "[transp
   Client& bob = muc.get("bob");
   muc.absorb(alice, alice.host->send_text("pay 10", muc.now, *alice.rng));
   REQUIRE(muc.queue().size() == 1);
-  const auto original = muc.queue().front().second;
+  REQUIRE(muc.queue().front().second.has_value());
+  const std::string original = *muc.queue().front().second;
   Bytes raw;
   REQUIRE(from_base64(original, raw));
   raw[raw.size() / 2] ^= 0x01;
@@ -265,15 +270,140 @@ TEST_CASE("RoomHost: a tampered payload raises an alert, a replay too", "[transp
   CHECK(replayed.notices[0].kind == "replay");
 }
 
-TEST_CASE("RoomHost: unencrypted room messages are flagged", "[transport][host]") {
+TEST_CASE("RoomHost: unencrypted room messages are flagged as the server's claim", "[transport][host]") {
   Muc muc;
   Client& alice = muc.add("alice", 1);
   auto out = alice.host->on_plaintext("eve", "hi all");
   REQUIRE(out.notices.size() == 1);
   CHECK(out.notices[0].kind == "plaintext");
   CHECK(out.notices[0].severity == Severity::Warning);
-  CHECK(out.notices[0].text.find("UNENCRYPTED") != std::string::npos);
+  CHECK(out.notices[0].attribution == Attribution::Claimed);
+  CHECK(out.notices[0].text ==
+        "An UNENCRYPTED message claiming to be from eve (the server could have written it, and everyone can read it): hi all");
   CHECK(alice.host->on_plaintext("", "room subject").notices.empty());
+}
+
+TEST_CASE("RoomHost: only what a member's key authenticates is attributed to the member (R-GEN-4)", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  // A malformed payload "from alice": the server's word, never alice's deed.
+  auto bad = bob.host->on_payload("alice", "AAAA", muc.now, *bob.rng);
+  REQUIRE(bad.notices.size() == 1);
+  CHECK(bad.notices[0].attribution == Attribution::Claimed);
+  CHECK(bad.notices[0].text.rfind("A message claiming to be from alice was malformed", 0) == 0);
+  CHECK(bad.notices[0].text.find("(the server could have written this)") != std::string::npos);
+  // A forged entry under alice's nick, made from a real one with one bit flipped.
+  muc.absorb(alice, alice.host->send_text("pay 10", muc.now, *alice.rng));
+  Bytes raw;
+  REQUIRE(from_base64(*muc.queue().front().second, raw));
+  raw[raw.size() - 1] ^= 0x80;
+  auto forged = bob.host->on_payload("alice", encode_payload_text(view(raw)), muc.now, *bob.rng);
+  REQUIRE(forged.notices.size() == 1);
+  CHECK(forged.notices[0].attribution == Attribution::Claimed);
+  CHECK(forged.notices[0].text.rfind("A message claiming to be from alice failed authentication", 0) == 0);
+  // Presence is the server's word too.
+  auto joined = bob.host->on_occupant_present(Occupant{"dave", "dave@localhost"}, muc.now, *bob.rng);
+  REQUIRE_FALSE(joined.notices.empty());
+  CHECK(joined.notices[0].attribution == Attribution::Claimed);
+  // The genuine line is the member's.
+  muc.run();
+  const Notice* line = last(bob, "message");
+  REQUIRE(line != nullptr);
+  CHECK(line->text == "pay 10");
+  CHECK(line->attribution == Attribution::Member);
+  CHECK(std::string(to_string(Attribution::Claimed)) == "claimed");
+}
+
+TEST_CASE("RoomHost: block keeps the blocker out with its marker, and the room goes on without it", "[transport][host][trust]") {
+  Muc muc;
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  const Fingerprint carol_fp = muc.get("carol").host->fingerprint();
+  auto unknown = alice.host->block("mallory", muc.now, *alice.rng);
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == ErrorCode::InvalidArgument);
+  auto blocked = alice.host->block("carol", muc.now, *alice.rng);
+  REQUIRE(blocked.ok());
+  CHECK(blocked.value().trust_changed);
+  REQUIRE_FALSE(blocked.value().notices.empty());
+  CHECK(blocked.value().notices[0].text == "Blocked carol (carol@localhost) and key " + carol_fp.grouped() +
+                                               " (under any JID): you stay out of the session while they are in it");
+  CHECK(alice.trust->fingerprint_blocked(carol_fp));
+  muc.absorb(alice, std::move(blocked).value());
+  muc.run();
+  CHECK(alice.host->phase() == Phase::Out);
+  CHECK(alice.host->marker() == Marker::Out);
+  CHECK(count(alice, "self_out") == 1);
+  for (const char* n : {"bob", "carol"}) {
+    Client& c = muc.get(n);
+    REQUIRE(c.host->phase() == Phase::Established);
+    CHECK(c.host->session()->members.size() == 2);
+    CHECK(last(c, "member_out") != nullptr);
+  }
+  // Out, alice sends nothing; she can still tell whom she refuses by key.
+  auto refused = alice.host->send_text("hello", muc.now, *alice.rng);
+  CHECK(refused.payloads.empty());
+  CHECK(alice.host->identity_of("carol") == carol_fp);
+  // carol leaves: alice is back in, her marker too, and the session forms with bob.
+  muc.part("carol");
+  muc.run();
+  muc.advance(1000);
+  CHECK(alice.host->phase() == Phase::Established);
+  CHECK(alice.host->marker() == Marker::In);
+  CHECK(muc.get("bob").host->session()->members.size() == 2);
+}
+
+TEST_CASE("RoomHost: \"verified only\" keeps us out until the member is verified, then re-forms", "[transport][host][trust]") {
+  Muc muc;
+  three_secure(muc);
+  Client& alice = muc.get("alice");
+  muc.absorb(alice, alice.host->set_admission(AdmissionPolicy::VerifiedOnly, muc.now, *alice.rng));
+  muc.run();
+  CHECK(alice.host->admission() == AdmissionPolicy::VerifiedOnly);
+  CHECK(alice.host->phase() == Phase::Out);
+  const Notice* why = last(alice, "refusing");
+  REQUIRE(why != nullptr);
+  CHECK(why->code == ErrorCode::IdentityUnverified);
+  CHECK(muc.get("bob").host->phase() == Phase::Established);
+  // Setting the same policy again changes nothing.
+  CHECK(alice.host->set_admission(AdmissionPolicy::VerifiedOnly, muc.now, *alice.rng).notices.empty());
+  // alice verifies both keys; each verification tries again, and the session forms with all.
+  for (const char* n : {"bob", "carol"}) {
+    const auto fp = alice.host->identity_of(n);
+    REQUIRE(fp.has_value());
+    auto ok = alice.host->verify(n, fp->grouped(), muc.now, *alice.rng);
+    REQUIRE(ok.ok());
+    muc.absorb(alice, std::move(ok).value());
+    muc.run();
+  }
+  muc.advance(1000);
+  CHECK(alice.host->phase() == Phase::Established);
+  CHECK(alice.host->marker() == Marker::In);
+  CHECK(alice.host->session()->members.size() == 3);
+}
+
+TEST_CASE("RoomHost: quit tells the others at once and withholds our key", "[transport][host]") {
+  Muc muc;
+  three_secure(muc);
+  Client& carol = muc.get("carol");
+  auto out = carol.host->quit(muc.now, *carol.rng);
+  CHECK(out.leave_room);
+  CHECK(count(carol, "key_published") == 0);
+  muc.absorb(carol, std::move(out));
+  CHECK(last(carol, "quitting") != nullptr);
+  CHECK(count(carol, "key_published") == 0);
+  muc.run();
+  // The others learn that carol accepts nothing more (R-SD-17).
+  for (const char* n : {"alice", "bob"}) {
+    CHECK(muc.get(n).host->session().has_value());
+  }
+  // Quitting twice, or without a session, only asks to leave the room.
+  CHECK(carol.host->quit(muc.now, *carol.rng).leave_room);
+  Muc empty;
+  Client& lone = empty.add("lone", 9);
+  CHECK(lone.host->quit(empty.now, *lone.rng).leave_room);
 }
 
 TEST_CASE("RoomHost: leaving runs the shutdown and then asks to leave the room", "[transport][host]") {

@@ -56,12 +56,12 @@ TEST_CASE("a chat payload travels with EME, no-store hints and a fallback body",
   StanzaPtr msg = build_payload_message(c.ctx(), kRoom, "id-1", view(payload));
   const std::string xml = stanza_text(msg.get());
   CHECK(xml.find("type=\"groupchat\"") != std::string::npos);
-  CHECK(xml.find("<mpotr xmlns=\"urn:mpotr:1\">" + encode_payload_text(view(payload)) + "</mpotr>") != std::string::npos);
+  CHECK(xml.find("<mpotr xmlns=\"urn:mpotr:2\">" + encode_payload_text(view(payload)) + "</mpotr>") != std::string::npos);
   // libstrophe orders attributes as it likes: check the element through the parser.
   StanzaPtr reparsed = c.parse(xml);
   xmpp_stanza_t* eme = xmpp_stanza_get_child_by_name_and_ns(reparsed.get(), "encryption", "urn:xmpp:eme:0");
   REQUIRE(eme != nullptr);
-  CHECK(std::string(xmpp_stanza_get_attribute(eme, "namespace")) == "urn:mpotr:1");
+  CHECK(std::string(xmpp_stanza_get_attribute(eme, "namespace")) == "urn:mpotr:2");
   CHECK(std::string(xmpp_stanza_get_attribute(eme, "name")) == "mpOTR");
   CHECK(xml.find("<no-store xmlns=\"urn:xmpp:hints\"/>") != std::string::npos);
   CHECK(xml.find("<no-permanent-store xmlns=\"urn:xmpp:hints\"/>") != std::string::npos);
@@ -69,7 +69,7 @@ TEST_CASE("a chat payload travels with EME, no-store hints and a fallback body",
 
   // What the room relays back (with a from address) parses to the same payload text.
   StanzaPtr echoed = c.parse("<message from='" + std::string(kRoom) + "/alice' type='groupchat' id='id-1'>" +
-                             "<mpotr xmlns='urn:mpotr:1'>" + encode_payload_text(view(payload)) + "</mpotr>" +
+                             "<mpotr xmlns='urn:mpotr:2'>" + encode_payload_text(view(payload)) + "</mpotr>" +
                              "<body>fallback</body></message>");
   auto in = parse_muc_stanza(echoed.get(), kRoom);
   REQUIRE(in);
@@ -97,7 +97,7 @@ TEST_CASE("the join asks for no history", "[transport][stanza]") {
   const auto xml = stanza_text(build_join_presence(c.ctx(), kRoom, "alice").get());
   CHECK(xml.find("to=\"room@conference.localhost/alice\"") != std::string::npos);
   CHECK(xml.find("<x xmlns=\"http://jabber.org/protocol/muc\"><history maxstanzas=\"0\"/></x>") != std::string::npos);
-  CHECK(xml.find("<mpotr xmlns=\"urn:mpotr:1\"/>") != std::string::npos);  // X-8: we take part
+  CHECK(xml.find("<mpotr xmlns=\"urn:mpotr:2\"/>") != std::string::npos);  // X-8: we take part
   const auto leave = stanza_text(build_leave_presence(c.ctx(), kRoom, "alice").get());
   CHECK(leave.find("type=\"unavailable\"") != std::string::npos);
   const auto config = stanza_text(build_room_config(c.ctx(), kRoom, "cfg").get());
@@ -123,13 +123,22 @@ TEST_CASE("presence: real JIDs, self, nick changes, removal and errors", "[trans
   CHECK_FALSE(bob.self);
   CHECK_FALSE(bob.mpotr);  // no marker: an outsider (X-8)
   auto marked = parse("<presence from='room@conference.localhost/bob'>" + x +
-                      "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:1'/></presence>");
+                      "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:2'/></presence>");
   CHECK(marked.mpotr);
+  CHECK_FALSE(marked.mpotr_out);
+  auto out = parse("<presence from='room@conference.localhost/bob'>" + x +
+                   "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:2' status='out'/></presence>");
+  CHECK(out.mpotr);
+  CHECK(out.mpotr_out);  // X-13: in mpOTR, out of the session
+  auto other_status = parse("<presence from='room@conference.localhost/bob'>" + x +
+                            "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:2' status='x'/></presence>");
+  CHECK(other_status.mpotr);
+  CHECK_FALSE(other_status.mpotr_out);
   auto wrong_ns = parse("<presence from='room@conference.localhost/bob'>" + x +
-                        "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:2'/></presence>");
-  CHECK_FALSE(wrong_ns.mpotr);
+                        "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:1'/></presence>");
+  CHECK_FALSE(wrong_ns.mpotr);  // a version 1 client's marker
   auto leaving = parse("<presence from='room@conference.localhost/bob' type='unavailable'>" + x +
-                       "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:1'/></presence>");
+                       "<item jid='bob@localhost/res1'/></x><mpotr xmlns='urn:mpotr:2'/></presence>");
   CHECK_FALSE(leaving.mpotr);  // only available presence takes part
 
   auto self = parse("<presence from='Room@Conference.Localhost/alice'>" + x +

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "mpotr/engine.h"
+#include "mpotr/transport/marker.h"
 
 namespace mpotr::transport {
 
@@ -36,7 +37,19 @@ struct Occupant {
   // Its presence carries the mpOTR marker (spec X-8): it takes part in the session. Occupants
   // without it are outsiders: tracked, shown to the user, never in the roster.
   bool mpotr = true;
+  // The marker says status='out': it uses mpOTR but stays out of the session (it does
+  // not accept a member). Not in the roster; its return is a join.
+  bool out = false;
 };
+
+// Who vouches for what a notice says (spec R-GEN-4, §13.4). Front ends word Claimed notices so
+// that the server cannot put words or blame in a member's mouth.
+enum class Attribution : std::uint8_t {
+  Local,    // our own state or decision (setup progress, our key, our refusals)
+  Member,   // authenticated by a member's session key (its lines, its signed statements)
+  Claimed,  // only the server's word: presence, the sender nick of an unauthenticated payload
+};
+std::string_view to_string(Attribution a) noexcept;
 
 enum class Severity : std::uint8_t {
   Debug,    // normal protocol noise (old-session traffic after a re-key, acknowledgements)
@@ -53,6 +66,7 @@ struct Notice {
   std::string nick;  // the member it is about, if any
   std::optional<Event> event;          // the engine event behind it
   std::optional<ErrorCode> code;       // for rejected input and failures
+  Attribution attribution = Attribution::Local;
 };
 
 Notice make_notice(std::string kind, Severity severity, std::string text, std::string nick = {});
@@ -62,6 +76,7 @@ struct HostOutput {
   std::vector<Notice> notices;
   bool trust_changed = false;   // the TrustStore was modified: persist it
   bool leave_room = false;      // shutdown finished after leave(): send unavailable presence now
+  bool marker_changed = false;  // our participation marker changed: send a presence with marker()
 
   void merge(HostOutput&& other);
 };
@@ -73,7 +88,11 @@ struct RoomHostConfig {
   // Presence changes that arrive within this window are folded into one re-key (0 = re-key
   // on every change at once).
   TimeMs roster_settle_ms = 0;
+  AdmissionPolicy admission = AdmissionPolicy::Trusted;  // "verified only" per room (spec §7.10)
 };
+
+// The room address as the engine must see it (spec §13.2): ASCII letters lower-cased.
+std::string normalise_room(std::string_view room);
 
 // Status of one message we sent.
 struct SentStatus {
@@ -106,6 +125,9 @@ class RoomHost {
 
   HostOutput send_text(std::string_view text, TimeMs now, Rng& rng);
   HostOutput leave(TimeMs now, Rng& rng);
+  // Leave at once (the shutdown cannot or need not finish): a Quit for every open session,
+  // our keys withheld (spec R-SD-17). Then send the unavailable presence.
+  HostOutput quit(TimeMs now, Rng& rng);
   HostOutput restart(TimeMs now, Rng& rng);
   HostOutput tick(TimeMs now, Rng& rng);
   std::optional<TimeMs> wake_at() const;
@@ -116,6 +138,12 @@ class RoomHost {
   // accept: forget the recorded key, so the member's current key is trusted on first use
   // (what a user does after a legitimate key change). Re-keys the room.
   Result<HostOutput> accept_new_key(std::string_view nick, TimeMs now, Rng& rng);
+  // block: refuse the member's JID and its key's fingerprint (under any JID). We stay out of
+  // the session while it is in (spec R-ADM-2). Errors: InvalidArgument (no such member).
+  Result<HostOutput> block(std::string_view nick, TimeMs now, Rng& rng);
+  // Changes whom this room admits ("verified only", spec §7.10) and re-keys.
+  HostOutput set_admission(AdmissionPolicy policy, TimeMs now, Rng& rng);
+  AdmissionPolicy admission() const noexcept { return m_config.admission; }
 
   bool in_room() const noexcept { return m_in_room; }
   const std::string& self_nick() const noexcept { return m_self_nick; }
@@ -125,6 +153,11 @@ class RoomHost {
   Fingerprint fingerprint() const { return m_identity.fingerprint(); }
   const std::vector<SentStatus>& sent() const noexcept { return m_sent; }
   const TrustStore* trust() const noexcept { return m_trust; }
+  // What our presence marker must say: Out while our engine refuses a member.
+  Marker marker() const noexcept { return m_self_out ? Marker::Out : Marker::In; }
+  // The identity key this room shows for `nick`: in the session, in the running attempt, or in
+  // our last refusal of it — what a user verifies, also while out of the session.
+  std::optional<Fingerprint> identity_of(std::string_view nick) const;
 
  private:
   HostOutput roster_changed(TimeMs now, Rng& rng);
@@ -147,6 +180,10 @@ class RoomHost {
   std::optional<TimeMs> m_restart_due;
   std::optional<TimeMs> m_engine_wake;  // from the engine's latest output
   std::vector<SentStatus> m_sent;
+  bool m_self_out = false;              // our engine is Out: our marker says so
+  // Keys shown by members out of the session (those we refuse, those who refuse someone), by
+  // nick: what the user can verify while out. Forgotten when the occupant leaves or renames.
+  std::map<std::string, Fingerprint, std::less<>> m_out_keys;
 };
 
 }  // namespace mpotr::transport

@@ -2,8 +2,8 @@
 // How an mpOTR payload travels in an XMPP groupchat message (spec/mpotr.md §13, "XMPP binding"):
 //
 //   <message to='room@conference.example' type='groupchat' id='…'>
-//     <mpotr xmlns='urn:mpotr:1'>BASE64 of one protocol message</mpotr>
-//     <encryption xmlns='urn:xmpp:eme:0' namespace='urn:mpotr:1' name='mpOTR'/>   (XEP-0380)
+//     <mpotr xmlns='urn:mpotr:2'>BASE64 of one protocol message</mpotr>
+//     <encryption xmlns='urn:xmpp:eme:0' namespace='urn:mpotr:2' name='mpOTR'/>   (XEP-0380)
 //     <no-store xmlns='urn:xmpp:hints'/><no-permanent-store xmlns='urn:xmpp:hints'/>  (XEP-0334)
 //     <no-copy xmlns='urn:xmpp:hints'/>
 //     <body>fallback text</body>    (chat messages only: clients without mpOTR show it)
@@ -24,7 +24,10 @@
 namespace mpotr::transport {
 
 inline constexpr const char* kPayloadElement = "mpotr";
-inline constexpr const char* kPayloadNs = "urn:mpotr:1";
+inline constexpr const char* kPayloadNs = "urn:mpotr:2";  // the wire version (spec X-1)
+// The participation marker's attribute while its sender is out of the session (spec X-13).
+inline constexpr const char* kMarkerStatus = "status";
+inline constexpr const char* kMarkerOut = "out";
 inline constexpr const char* kEmeNs = "urn:xmpp:eme:0";
 inline constexpr const char* kEmeName = "mpOTR";
 inline constexpr const char* kHintsNs = "urn:xmpp:hints";

@@ -110,13 +110,16 @@ class MucClient {
   // Graceful: run the shutdown protocol (transcript check, key publication), then leave the
   // room and disconnect. State becomes Closed.
   void leave(TimeMs now);
-  // Leave at once without the shutdown protocol (the session's keys are not published).
+  // Leave at once without finishing the shutdown: a Quit for every open session (the others
+  // may publish their keys; ours stay withheld), then the unavailable presence.
   void quit();
   // Tests: drop the TCP connection as a network failure would; reconnection follows.
   void drop_connection();
   void restart(TimeMs now);
   Result<void> verify(std::string_view nick, std::string_view fingerprint, TimeMs now);
   Result<void> accept_new_key(std::string_view nick, TimeMs now);
+  Result<void> block(std::string_view nick, TimeMs now);
+  void set_admission(AdmissionPolicy policy, TimeMs now);
 
   ClientState state() const noexcept { return m_state; }
   std::optional<TimeMs> wake_at() const;

@@ -14,6 +14,7 @@
 #include <strophe.h>
 
 #include "mpotr/bytes.h"
+#include "mpotr/transport/marker.h"
 
 namespace mpotr::transport {
 
@@ -27,7 +28,8 @@ struct PresenceIn {
   std::string nick;
   std::string real_jid;         // bare JID from <item jid=…>, empty if hidden
   std::string real_full_jid;    // the same with its resource (a private channel to this client)
-  bool mpotr = false;           // carries <mpotr xmlns='urn:mpotr:1'/>: takes part in the session
+  bool mpotr = false;           // carries <mpotr xmlns='urn:mpotr:2'/>: takes part in mpOTR
+  bool mpotr_out = false;       // … with status='out': in the room, out of the session
   bool available = true;
   bool self = false;            // status 110: this presence is about us
   std::string new_nick;         // status 303: a nick change (with available = false)
@@ -40,7 +42,7 @@ struct PresenceIn {
 // A groupchat message from the room.
 struct MessageIn {
   std::string nick;             // empty for messages from the room itself
-  std::optional<std::string> payload_text;  // text of <mpotr xmlns='urn:mpotr:1'/>
+  std::optional<std::string> payload_text;  // text of <mpotr xmlns='urn:mpotr:2'/>
   std::string body;
   bool delayed = false;         // carries <delay/>: history replay, not live traffic
   std::string error;            // message type='error': the condition
@@ -57,9 +59,13 @@ std::string bare_jid(std::string_view jid);
 std::optional<Inbound> parse_muc_stanza(const xmpp_stanza_t* stanza, std::string_view room);
 
 StanzaPtr build_payload_message(xmpp_ctx_t* ctx, std::string_view room, std::string_view id, ByteView payload);
+// The participation marker.
+StanzaPtr new_marker(xmpp_ctx_t* ctx, Marker marker);
 // Join without history: the room must not replay an off-the-record conversation. The
-// presence carries the participation marker <mpotr xmlns='urn:mpotr:1'/> (X-8).
-StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick);
+// presence carries the participation marker.
+StanzaPtr build_join_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick, Marker marker = Marker::In);
+// An available presence to the room that only changes our marker.
+StanzaPtr build_marker_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick, Marker marker);
 StanzaPtr build_leave_presence(xmpp_ctx_t* ctx, std::string_view room, std::string_view nick);
 // Configuration form for a room we just created: non-anonymous (members see real JIDs,
 // which bind identities), not persistent, no logging, no archive; the room is then unlocked.
