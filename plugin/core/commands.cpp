@@ -94,12 +94,17 @@ Result<Command> parse_otp(const std::vector<std::string>& args) {
 
 const std::vector<std::string>& subcommands() {
   static const std::vector<std::string> k{"start", "end",    "status", "fingerprint", "trust", "untrust",
-                                          "block", "verify", "secret", "otp",         "help"};
+                                          "block", "verify", "secret", "policy",      "otp",     "help"};
   return k;
 }
 
 const std::vector<std::string>& otp_actions() {
   static const std::vector<std::string> k{"on", "off", "status", "to", "alias", "unalias", "aliases", "device"};
+  return k;
+}
+
+const std::vector<std::string>& policy_values() {
+  static const std::vector<std::string> k{"verified", "trusted"};
   return k;
 }
 
@@ -116,7 +121,8 @@ std::vector<std::string> help_lines() {
       "/mpotr fingerprint [nick]    your fingerprint, or a member's",
       "/mpotr trust <nick|jid>      you compared the member's fingerprint: mark it verified",
       "/mpotr untrust <nick|jid>    forget the recorded key (trusted on first use again)",
-      "/mpotr block <nick|jid>      never accept this member's key",
+      "/mpotr block <nick|jid>      never accept this member's key (under any JID); you stay out while they are in",
+      "/mpotr policy [verified|trusted]  admit verified members only to this room's session, or everyone not blocked",
       "/mpotr verify <nick> [question]   verify by a shared secret (SMP), then /mpotr secret",
       "/mpotr secret <nick> <secret>     the secret for a verification you started or were asked for",
       "/mpotr otp on|off            one-time-pad mode here: every line encrypted with the pad you share with each member",
@@ -165,6 +171,14 @@ Result<Command> parse_command(const std::vector<std::string>& raw) {
     if (sub == "trust") return Command{cmd::Trust{w.value()}};
     if (sub == "untrust") return Command{cmd::Untrust{w.value()}};
     return Command{cmd::Block{w.value()}};
+  }
+  if (sub == "policy") {
+    if (auto a = arity(0, 1); !a.ok()) return a.error();
+    const std::string which = args.size() > 1 ? trim(args[1]) : std::string();
+    if (which.empty()) return Command{cmd::Policy{}};
+    if (which == "verified") return Command{cmd::Policy{cmd::Policy::Admission::VerifiedOnly}};
+    if (which == "trusted") return Command{cmd::Policy{cmd::Policy::Admission::Trusted}};
+    return usage("/mpotr policy takes 'verified' (verified members only) or 'trusted' (everyone not blocked)");
   }
   if (sub == "verify") {
     if (auto a = arity(1, 2); !a.ok()) return a.error();

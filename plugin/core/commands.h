@@ -28,8 +28,14 @@ struct Trust {  // the user checked this member's current key: it becomes verifi
 struct Untrust {  // forget the recorded key: trusted on first use again at the next session
   std::string who;
 };
-struct Block {
+struct Block {  // never accept this member's key, under this JID or any other
   std::string who;
+};
+// Who this room admits to our session (spec §7.10): everyone whose key is not blocked or
+// changed, or verified members only. Without an argument: show the room's policy.
+struct Policy {
+  enum class Admission : std::uint8_t { Show, Trusted, VerifiedOnly };
+  Admission admission = Admission::Show;
 };
 struct Verify {  // SMP: ask `nick` to prove we share a secret and see the same keys
   std::string nick;
@@ -54,7 +60,7 @@ struct Help {};
 }  // namespace cmd
 
 using Command = std::variant<cmd::Start, cmd::End, cmd::Status, cmd::Fingerprint, cmd::Trust, cmd::Untrust, cmd::Block,
-                             cmd::Verify, cmd::Secret, cmd::Otp, cmd::Help>;
+                             cmd::Verify, cmd::Secret, cmd::Policy, cmd::Otp, cmd::Help>;
 
 // args: what Profanity passes after "/mpotr" (no argument at all is Help).
 // Errors: InvalidArgument with a sentence for the user.
@@ -66,6 +72,8 @@ const std::vector<std::string>& subcommands();
 const std::vector<std::string>& nick_subcommands();
 // Actions of /mpotr otp, in the order completion offers them.
 const std::vector<std::string>& otp_actions();
+// Values of /mpotr policy, in the order completion offers them.
+const std::vector<std::string>& policy_values();
 // What /mpotr otp accepts, for usage errors.
 extern const char* const kOtpUsage;
 // One line per subcommand for /mpotr help.

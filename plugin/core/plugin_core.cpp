@@ -55,6 +55,8 @@ Tone tone_of(Severity s) {
 }
 
 // The member of the room's current session that `pick` chooses (none without a session).
+// For a member out of the session (or while we are), member_named() below also knows the key
+// the room showed for it: what a user verifies to let the session form with it (spec R-ADM-3).
 template <class Pick>
 std::optional<MemberInfo> session_member(const transport::RoomHost* host, Pick pick) {
   if (host == nullptr) return std::nullopt;
@@ -67,7 +69,12 @@ std::optional<MemberInfo> session_member(const transport::RoomHost* host, Pick p
 }
 
 std::optional<MemberInfo> member_named(const transport::RoomHost* host, std::string_view nick) {
-  return session_member(host, [&](const MemberInfo& m) { return m.nick == nick; });
+  if (auto m = session_member(host, [&](const MemberInfo& x) { return x.nick == nick; })) return m;
+  if (host == nullptr) return std::nullopt;
+  const auto fp = host->identity_of(nick);
+  const auto it = host->occupants().find(nick);
+  if (!fp || it == host->occupants().end()) return std::nullopt;
+  return MemberInfo{std::string(nick), it->second.real_jid, *fp};
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -174,6 +181,17 @@ void PluginCore::on_connect(std::string_view full_jid, TimeMs now) {
   m_identity_path = identity_path;
   m_trust_path = dir + "/trust.json";
   m_trust = std::move(trust).value();
+  m_policy_path = dir + "/verified-only-rooms";
+  auto policy = load_verified_rooms(m_policy_path);
+  if (policy.ok()) {
+    m_verified_only = std::move(policy).value();
+  } else {
+    // Unreadable: no room is verified-only this run, and the user is told, so a setting is
+    // never lost silently (the file is left as it is).
+    m_verified_only.clear();
+    m_ui.console_line(Tone::Alert, "mpOTR: cannot read the room policies " + m_policy_path + ": " + policy.error().detail +
+                                       ". No room is \"verified only\" until you fix the file or set /mpotr policy again.");
+  }
   auto otr = OtrVerifier::open(dir + "/otr", bare);
   if (otr.ok()) {
     m_otr = std::move(otr).value();
@@ -200,9 +218,9 @@ void PluginCore::on_disconnect(TimeMs now) {
 }
 
 void PluginCore::shutdown(TimeMs now) {
-  (void)now;
   for (auto& [jid, r] : m_rooms) {
     if (r.host) {
+      quit_session(r, now);
       // Withdraw the marker so the others re-key without us at once instead of timing out.
       send_marker_presence(r, false);
       drop_session(r);
@@ -279,7 +297,7 @@ void PluginCore::send_marker_presence(Room& r, bool with) {
   // A presence update, not a join: without the MUC element (no history request, no rejoin).
   StanzaPtr update = copy_without(m_xml.ctx(), base.get(), "x", transport::kMucNs);
   if (with) {
-    update = with_marker(m_xml.ctx(), update.get());
+    update = with_marker(m_xml.ctx(), update.get(), r.host ? r.host->marker() : transport::Marker::In);
   } else {
     update = copy_without(m_xml.ctx(), update.get(), transport::kPayloadElement, transport::kPayloadNs);
   }
@@ -295,13 +313,15 @@ void PluginCore::start(Room& r, TimeMs now) {
   transport::RoomHostConfig config;
   config.room = r.jid;
   config.self_jid = m_account;
+  config.admission = m_verified_only.contains(r.jid) ? AdmissionPolicy::VerifiedOnly : AdmissionPolicy::Trusted;
   r.host = std::make_unique<transport::RoomHost>(std::move(config), std::move(identity).value(), &m_trust);
   r.sent_text.clear();
+  r.key_published = false;
   r.end_deadline.reset();
   m_wanted.insert(r.jid);
   HostOutput out;
   for (const auto& [nick, p] : r.occupants) {
-    out.merge(r.host->on_occupant_present(transport::Occupant{nick, p.real_jid, p.mpotr}, now, *m_rng));
+    out.merge(r.host->on_occupant_present(transport::Occupant{nick, p.real_jid, p.mpotr, p.mpotr_out}, now, *m_rng));
   }
   out.merge(r.host->on_self_present(r.self_nick, r.shows_jids, now, *m_rng));
   send_marker_presence(r, true);
@@ -322,6 +342,14 @@ void PluginCore::start(Room& r, TimeMs now) {
   }
   apply(r, std::move(out));
   refresh_completions(r);
+}
+
+// Our Quit for every open session (R-SD-17): the others learn that we accept nothing more and
+// may publish their keys; ours stay withheld. The caller ends the room itself.
+void PluginCore::quit_session(Room& r, TimeMs now) {
+  HostOutput out = r.host->quit(now, *m_rng);
+  out.leave_room = false;
+  apply(r, std::move(out));
 }
 
 void PluginCore::drop_session(Room& r) {
@@ -406,6 +434,7 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
     }
   }
   if (out.trust_changed) save_trust();
+  if (out.marker_changed && r.host) send_marker_presence(r, true);  // out of the session, or back
   if (r.otp && r.host) {
     // Bundles are opened whether or not OTP mode is on here; mpotr-padd may already listen
     // even if no OTP command ran yet.
@@ -454,6 +483,7 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
       continue;
     }
     if (n.kind == "secure") new_session = true;
+    if (n.event && n.event->kind == EventKind::KeyPublished) r.key_published = true;
     if (n.severity == Severity::Debug) {
       m_ui.log(Tone::Info, "mpOTR " + r.jid + ": " + n.text);
       continue;
@@ -467,7 +497,8 @@ void PluginCore::apply(Room& r, HostOutput out, std::vector<Notice>* messages) {
     show(r.jid, tone, "mpOTR: " + n.text);
   }
   if (out.leave_room && r.host) {
-    finish_end(r, "transcripts compared, keys published");
+    finish_end(r, r.key_published ? "transcripts compared, keys published"
+                                  : "transcripts compared; our key stays withheld, a member did not confirm the end");
     return;
   }
   // A new session, maybe new members: say at once whose pad is missing or runs low (O-28).
@@ -533,7 +564,9 @@ void PluginCore::handle_presence(Room& r, const PresenceIn& p, TimeMs now) {
   if (p.available) {
     if (!r.occupants.contains(p.nick) && r.occupants.size() >= transport::kMaxOccupants) return;
     r.occupants[p.nick] = p;
-    if (r.host) apply(r, r.host->on_occupant_present(transport::Occupant{p.nick, p.real_jid, p.mpotr}, now, *m_rng));
+    if (r.host) {
+      apply(r, r.host->on_occupant_present(transport::Occupant{p.nick, p.real_jid, p.mpotr, p.mpotr_out}, now, *m_rng));
+    }
     if (!r.host && p.mpotr) hint_mpotr_used(r, p.nick);
   } else if (!p.new_nick.empty()) {
     auto it = r.occupants.find(p.nick);
@@ -568,7 +601,7 @@ std::optional<std::string> PluginCore::on_presence_stanza_send(std::string_view 
   if (r != nullptr) {
     r->last_presence = transport::stanza_text(
         copy_without(m_xml.ctx(), s.get(), transport::kPayloadElement, transport::kPayloadNs).get());
-    if (r->host) return transport::stanza_text(with_marker(m_xml.ctx(), s.get()).get());
+    if (r->host) return transport::stanza_text(with_marker(m_xml.ctx(), s.get(), r->host->marker()).get());
   } else if (m_rooms.size() < kMaxRooms) {
     Room& created = m_rooms[room_jid];
     created.jid = room_jid;
@@ -587,7 +620,7 @@ bool PluginCore::on_message_stanza_receive(std::string_view xml, TimeMs now) {
   const std::string type = transport::stanza_attribute(s.get(), "type");
   if (type == "chat") {
     if (const xmpp_stanza_t* otr = transport::stanza_child(s.get(), kOtrElement, kOtrNs)) {
-      handle_otr(transport::stanza_attribute(s.get(), "from"), transport::stanza_element_text(otr));
+      handle_otr(transport::stanza_attribute(s.get(), "from"), transport::stanza_element_text(otr), now);
       return false;  // never shown, never seen by the client's own OTR
     }
     return true;
@@ -691,7 +724,8 @@ void PluginCore::on_timer(TimeMs now) {
     Room& r = it->second;
     if (!r.host) continue;
     if (r.end_deadline && now >= *r.end_deadline) {
-      finish_end(r, "the others did not finish the shutdown in time; keys not compared");
+      quit_session(r, now);
+      finish_end(r, "the others did not finish the shutdown in time; our key stays withheld");
       continue;
     }
     const auto wake = r.host->wake_at();
@@ -700,7 +734,7 @@ void PluginCore::on_timer(TimeMs now) {
   if (m_otr && m_otr->poll_interval_seconds() > 0 &&
       now - m_last_otr_poll >= static_cast<TimeMs>(m_otr->poll_interval_seconds()) * 1000) {
     m_last_otr_poll = now;
-    apply_otr(m_otr->poll());
+    apply_otr(m_otr->poll(), now);
   }
 }
 
@@ -739,7 +773,7 @@ void PluginCore::on_command(const std::vector<std::string>& args, std::optional<
     return;
   }
   if (auto* s = std::get_if<cmd::Secret>(&c)) {
-    command_secret(out_room, *s);
+    command_secret(out_room, *s, now);
     return;
   }
   if (!current_room) {
@@ -804,8 +838,55 @@ void PluginCore::on_command(const std::vector<std::string>& args, std::optional<
     return;
   }
   if (auto* v = std::get_if<cmd::Verify>(&c)) {
-    command_verify(r->jid, r, *v);
+    command_verify(r->jid, r, *v, now);
     return;
+  }
+  if (auto* p = std::get_if<cmd::Policy>(&c)) {
+    command_policy(*r, *p, now);
+    return;
+  }
+}
+
+void PluginCore::command_policy(Room& r, const cmd::Policy& p, TimeMs now) {
+  using Admission = cmd::Policy::Admission;
+  const bool verified_only = m_verified_only.contains(r.jid);
+  if (p.admission == Admission::Show) {
+    show(r.jid, Tone::Info,
+         verified_only ? "mpOTR: this room admits verified members only (/mpotr policy trusted admits everyone not blocked)."
+                       : "mpOTR: this room admits every member whose key is not blocked or changed (/mpotr policy verified: "
+                         "verified members only).");
+    return;
+  }
+  const bool want = p.admission == Admission::VerifiedOnly;
+  const std::string admits = want ? "verified members only." : "every member whose key is not blocked or changed.";
+  if (want == verified_only) {
+    show(r.jid, Tone::Info, "mpOTR: this room already admits " + admits);
+    return;
+  }
+  RoomSet next = m_verified_only;
+  if (want) {
+    next.insert(r.jid);
+  } else {
+    next.erase(r.jid);
+  }
+  auto saved = save_verified_rooms(m_policy_path, next);
+  if (!saved.ok()) {
+    show(r.jid, Tone::Warning, "mpOTR: the policy is unchanged: " + saved.error().detail);
+    return;
+  }
+  m_verified_only = std::move(next);
+  if (r.host) {
+    apply(r, r.host->set_admission(want ? AdmissionPolicy::VerifiedOnly : AdmissionPolicy::Trusted, now, *m_rng));
+  } else {
+    show(r.jid, Tone::Info, "mpOTR: from the next session on, this room admits " + admits);
+  }
+}
+
+void PluginCore::readmit_after_trust(TimeMs now) {
+  for (auto& [jid, r] : m_rooms) {
+    if (r.host && r.host->phase() == Phase::Out) {
+      apply(r, r.host->restart(now, *m_rng));
+    }
   }
 }
 
@@ -1064,6 +1145,24 @@ void PluginCore::command_trust(const std::string& out, Room* r, const Command& c
     done = m_trust.untrust(*jid);
     what = "forgot " + *jid + "'s key: it will be trusted on first use again";
   } else {
+    // A member of this room: the room host blocks the JID and the key it showed (under any
+    // JID), and says who stays out. Otherwise the JID alone.
+    std::string nick;
+    if (r != nullptr && r->host) {
+      for (const auto& [n, p] : r->occupants) {
+        if (lower(p.real_jid) == *jid) nick = n;
+      }
+    }
+    if (!nick.empty()) {
+      auto blocked = r->host->block(nick, now, *m_rng);
+      if (!blocked.ok()) {
+        show(out, Tone::Warning, "mpOTR: " + blocked.error().detail);
+        return;
+      }
+      apply(*r, std::move(blocked).value());
+      for (auto& [jid_r, room_state] : m_rooms) refresh_title(room_state);
+      return;
+    }
     done = m_trust.block(*jid);
     what = "blocked " + *jid + ": their key is refused";
   }
@@ -1073,9 +1172,8 @@ void PluginCore::command_trust(const std::string& out, Room* r, const Command& c
   }
   save_trust();
   show(out, Tone::Good, "mpOTR: " + what + ".");
-  if (std::holds_alternative<cmd::Block>(c) && r != nullptr && r->host) {
-    apply(*r, r->host->restart(now, *m_rng));
-  }
+  // A member refused for a changed key or an unmet "verified only" may now be admitted.
+  if (std::holds_alternative<cmd::Trust>(c)) readmit_after_trust(now);
   for (auto& [jid_r, room_state] : m_rooms) refresh_title(room_state);
 }
 
@@ -1089,24 +1187,26 @@ PluginCore::Verification* PluginCore::verification_by_jid(std::string_view full_
   return nullptr;
 }
 
-void PluginCore::command_verify(const std::string& out, Room* r, const cmd::Verify& v) {
+void PluginCore::command_verify(const std::string& out, Room* r, const cmd::Verify& v, TimeMs now) {
   if (!m_otr) {
     show(out, Tone::Warning, "mpOTR: verification by secret is unavailable (see the console).");
     return;
   }
-  if (!r->host || r->host->phase() != Phase::Established) {
-    show(out, Tone::Warning, "mpOTR: the session must be secure first.");
+  if (!r->host) {
+    show(out, Tone::Warning, "mpOTR: this room is not secured (/mpotr start first).");
     return;
   }
+  // A member out of the session (or while we are) can be verified too: the room host knows the
+  // key its offer showed (spec R-ADM-3), and verifying it lets the session re-form with them.
   const auto member = v.nick == r->self_nick ? std::nullopt : member_named(r->host.get(), v.nick);
   auto occ = r->occupants.find(v.nick);
   if (!member || occ == r->occupants.end() || occ->second.real_full_jid.empty()) {
-    show(out, Tone::Warning, "mpOTR: " + v.nick + " is not a member of this session.");
+    show(out, Tone::Warning, "mpOTR: no key of " + v.nick + " is known here yet (they must run mpOTR in this room).");
     return;
   }
   const std::string full = occ->second.real_full_jid;
   if (Verification* existing = verification_by_jid(full)) {
-    apply_otr(m_otr->abort(full));
+    apply_otr(m_otr->abort(full), now);
     *existing = Verification{};
     existing->peer_full_jid = full;
   } else {
@@ -1128,7 +1228,7 @@ void PluginCore::command_verify(const std::string& out, Room* r, const cmd::Veri
                             v.nick + " <secret>. " + v.nick + " will be asked for it too.");
 }
 
-void PluginCore::command_secret(const std::string& out, cmd::Secret& s) {
+void PluginCore::command_secret(const std::string& out, cmd::Secret& s, TimeMs now) {
   // Whatever happens, the secret does not stay in this buffer.
   struct Wipe {
     std::string& text;
@@ -1146,7 +1246,7 @@ void PluginCore::command_secret(const std::string& out, cmd::Secret& s) {
   const auto now_seen = member_named(r != nullptr ? r->host.get() : nullptr, ver->nick);
   if (!now_seen || !(now_seen->fingerprint == ver->peer_fp)) {
     show(ver->room, Tone::Alert, "mpOTR: " + ver->nick + "'s key changed or they left since the verification began; start again.");
-    apply_otr(m_otr->abort(ver->peer_full_jid));
+    apply_otr(m_otr->abort(ver->peer_full_jid), now);
     m_verifications.erase(m_verifications.begin() + (ver - m_verifications.data()));
     return;
   }
@@ -1170,21 +1270,21 @@ void PluginCore::command_secret(const std::string& out, cmd::Secret& s) {
   }
   ver->running = true;
   show(ver->room, Tone::Info, "mpOTR: verifying " + ver->nick + "…");
-  apply_otr(std::move(result).value());
+  apply_otr(std::move(result).value(), now);
 }
 
-bool PluginCore::handle_otr(std::string_view from, std::string_view text) {
+bool PluginCore::handle_otr(std::string_view from, std::string_view text, TimeMs now) {
   if (!m_otr || from.find('/') == std::string_view::npos) return false;
   auto result = m_otr->receive(from, text);
   if (!result.ok()) {
     m_ui.log(Tone::Warning, "mpOTR: rejected an OTR message from " + std::string(from) + ": " + result.error().detail);
     return false;
   }
-  apply_otr(std::move(result).value());
+  apply_otr(std::move(result).value(), now);
   return true;
 }
 
-void PluginCore::apply_otr(OtrOutput out) {
+void PluginCore::apply_otr(OtrOutput out, TimeMs now) {
   for (const auto& o : out.send) {
     StanzaPtr s = build_otr_message(m_xml.ctx(), o.to_full_jid, next_id(), o.text);
     m_ui.send_stanza(transport::stanza_text(s.get()));
@@ -1210,12 +1310,12 @@ void PluginCore::apply_otr(OtrOutput out) {
       }
       if (!found) {
         m_ui.log(Tone::Warning, "mpOTR: " + ev.peer + " asked for a verification but is in none of our sessions");
-        apply_otr(m_otr->abort(ev.peer));
+        apply_otr(m_otr->abort(ev.peer), now);
         continue;
       }
       if (ver == nullptr) {
         if (m_verifications.size() >= kMaxPendingVerifications) {
-          apply_otr(m_otr->abort(ev.peer));
+          apply_otr(m_otr->abort(ev.peer), now);
           continue;
         }
         m_verifications.push_back(Verification{});
@@ -1254,6 +1354,7 @@ void PluginCore::apply_otr(OtrOutput out) {
           save_trust();
           show(room_jid, Tone::Good, "mpOTR: verified " + nick + " (" + ver->peer_jid + "): you share the secret and see the same keys.");
           if (r != nullptr) refresh_title(*r);
+          readmit_after_trust(now);
         } else {
           show(room_jid, Tone::Alert, "mpOTR: the secret matched, but " + nick + "'s key changed meanwhile: NOT verified.");
         }

@@ -42,6 +42,7 @@
 #include "mpotr/transport/xmpp_stanza.h"
 #include "mpotr/trust.h"
 #include "plugin/core/commands.h"
+#include "plugin/core/room_policy.h"
 #include "plugin/core/ui.h"
 #include "plugin/core/xml.h"
 
@@ -128,6 +129,7 @@ class PluginCore {
     std::string last_presence;  // our latest available presence to the room, as the client sent it
     std::unique_ptr<transport::RoomHost> host;
     std::optional<TimeMs> end_deadline;  // /mpotr end in progress
+    bool key_published = false;          // the shutdown published our key (every other member ended or quit)
     std::map<std::uint32_t, std::string> sent_text;  // our lines by sequence number (for confirmations)
     std::string title;
     bool hinted = false;  // told the user that others use mpOTR here
@@ -163,6 +165,7 @@ class PluginCore {
   void refresh_title(Room& r);
   void refresh_completions(const Room& r);
   void send_marker_presence(Room& r, bool with);
+  void quit_session(Room& r, TimeMs now);
   void save_trust();
   std::string next_id();
   std::optional<std::string> resolve_jid(const Room* r, const std::string& who) const;
@@ -173,8 +176,11 @@ class PluginCore {
   void command_status(const std::string& out, Room* r);
   void command_fingerprint(const std::string& out, Room* r, const std::string& who);
   void command_trust(const std::string& out, Room* r, const Command& c, TimeMs now);
-  void command_verify(const std::string& out, Room* r, const cmd::Verify& v);
-  void command_secret(const std::string& out, cmd::Secret& s);
+  void command_verify(const std::string& out, Room* r, const cmd::Verify& v, TimeMs now);
+  void command_secret(const std::string& out, cmd::Secret& s, TimeMs now);
+  void command_policy(Room& r, const cmd::Policy& p, TimeMs now);
+  // After a key became verified: every room where we stay out tries again (our refusal may be gone).
+  void readmit_after_trust(TimeMs now);
   void command_otp(Room& r, const cmd::Otp& c, TimeMs now);
   void command_otp_device(const std::string& out, const cmd::Otp& c);
 
@@ -189,8 +195,8 @@ class PluginCore {
   void show_otp_check(Room& r);
 
   // SMP (plugin/smp): the private OTR channel.
-  bool handle_otr(std::string_view from, std::string_view text);
-  void apply_otr(OtrOutput out);
+  bool handle_otr(std::string_view from, std::string_view text, TimeMs now);
+  void apply_otr(OtrOutput out, TimeMs now);
   Verification* verification_by_jid(std::string_view full_jid);
 
   Ui& m_ui;
@@ -202,6 +208,8 @@ class PluginCore {
   std::optional<std::string> m_identity_path;
   std::string m_trust_path;
   TrustStore m_trust;
+  RoomSet m_verified_only;    // rooms that admit verified members only (/mpotr policy), kept in m_policy_path
+  std::string m_policy_path;
   std::map<std::string, Room, std::less<>> m_rooms;
   std::set<std::string, std::less<>> m_wanted;  // rooms to secure again when we rejoin
   std::optional<PendingDisplay> m_pending;

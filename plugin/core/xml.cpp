@@ -54,9 +54,9 @@ StanzaPtr copy_without(xmpp_ctx_t* ctx, const xmpp_stanza_t* s, const char* name
   return out;
 }
 
-StanzaPtr with_marker(xmpp_ctx_t* ctx, const xmpp_stanza_t* presence) {
+StanzaPtr with_marker(xmpp_ctx_t* ctx, const xmpp_stanza_t* presence, transport::Marker m) {
   StanzaPtr out = copy_without(ctx, presence, transport::kPayloadElement, transport::kPayloadNs);
-  StanzaPtr marker = transport::new_element(ctx, transport::kPayloadElement, transport::kPayloadNs);
+  StanzaPtr marker = transport::new_marker(ctx, m);
   xmpp_stanza_add_child(out.get(), marker.get());
   return out;
 }

@@ -37,8 +37,8 @@ class XmlContext {
 
 // A copy of `s` without its direct children named `name` in namespace `ns`.
 transport::StanzaPtr copy_without(xmpp_ctx_t* ctx, const xmpp_stanza_t* s, const char* name, const char* ns);
-// A copy of the presence with the mpOTR participation marker (spec X-8), added once.
-transport::StanzaPtr with_marker(xmpp_ctx_t* ctx, const xmpp_stanza_t* presence);
+// A copy of the presence with the mpOTR participation marker (spec ), added once.
+transport::StanzaPtr with_marker(xmpp_ctx_t* ctx, const xmpp_stanza_t* presence, transport::Marker marker);
 
 // <message type='chat' to=FULL><otr xmlns='urn:mpotr:otr:1'>TEXT</otr> + no-store, no-copy,
 // carbons-private hints: OTR traffic goes to one client, is never archived or copied.

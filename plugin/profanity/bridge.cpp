@@ -216,4 +216,9 @@ char** mpotr_bridge_otp_actions(void) {
   return items;
 }
 
+char** mpotr_bridge_policy_values(void) {
+  static char** items = c_list("policy values", mpotr::plugin::policy_values);
+  return items;
+}
+
 }  // extern "C"

@@ -45,6 +45,8 @@ void mpotr_bridge_timer(int64_t now);
 char** mpotr_bridge_subcommands(void);
 /* NULL-terminated actions of /mpotr otp for completion (static storage). */
 char** mpotr_bridge_otp_actions(void);
+/* NULL-terminated values of /mpotr policy for completion (static storage). */
+char** mpotr_bridge_policy_values(void);
 
 #ifdef __cplusplus
 }

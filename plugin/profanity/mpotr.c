@@ -95,6 +95,7 @@ static void register_command(void) {
                       "/mpotr trust|untrust|block <nick>|<jid>",
                       "/mpotr verify <nick> [<question>]",
                       "/mpotr secret <nick> <secret>",
+                      "/mpotr policy [verified|trusted]",
                       "/mpotr otp on|off|status|aliases",
                       "/mpotr otp device <path>",
                       "/mpotr otp alias <name> <nick>|<jid> ...",
@@ -114,9 +115,10 @@ static void register_command(void) {
                           {"fingerprint [<nick>]", "Show your fingerprint, or a member's."},
                           {"trust <nick>|<jid>", "You compared the member's fingerprint: mark it verified."},
                           {"untrust <nick>|<jid>", "Forget the recorded key (trusted on first use again)."},
-                          {"block <nick>|<jid>", "Refuse this member's key."},
+                          {"block <nick>|<jid>", "Refuse this member's key, under this JID or any other; you stay out of a session they are in."},
                           {"verify <nick> [<question>]", "Verify a member by a secret you share (SMP)."},
                           {"secret <nick> <secret>", "Give the secret for a verification."},
+                          {"policy [verified|trusted]", "Admit only members you verified to this room's session, or everyone not blocked (default)."},
                           {"otp on|off", "One-time-pad mode in this room: every line encrypted with the pad shared with each member."},
                           {"otp status", "OTP mode, the pads you share with the members, the pad device's socket."},
                           {"otp device <path>", "Your pad device's socket, for this run (default $MPOTR_PAD_SOCKET, else $XDG_RUNTIME_DIR/mpotr/padd.sock)."},
@@ -125,13 +127,14 @@ static void register_command(void) {
                           {"otp to <name> <message>", "Send one OTP line to that alias only; the others see that one was sent."},
                           {NULL, NULL}};
   char* examples[] = {"/mpotr start", "/mpotr status", "/mpotr verify bob Where did we first meet?",
-                      "/mpotr secret bob the blue cafe", "/mpotr otp on", "/mpotr otp alias core bob carol",
+                      "/mpotr secret bob the blue cafe", "/mpotr policy verified", "/mpotr otp on", "/mpotr otp alias core bob carol",
                       "/mpotr otp to core see you at noon", NULL};
   /* At most 3 arguments, the last one taking the rest of the line ("otp", "to", "core see you"):
    * the core splits what follows an action itself. */
   _prof_register_command(OWNER, "/mpotr", 0, 3, synopsis, description, arguments, examples, cmd_mpotr);
   _prof_completer_add(OWNER, "/mpotr", mpotr_bridge_subcommands());
   _prof_completer_add(OWNER, "/mpotr otp", mpotr_bridge_otp_actions());
+  _prof_completer_add(OWNER, "/mpotr policy", mpotr_bridge_policy_values());
   _prof_register_timed(OWNER, on_timer, 1);
 }
 

@@ -83,6 +83,7 @@ struct Client {
   std::unique_ptr<PluginCore> core;
   bool in_room = false;
   bool marker = false;
+  bool marker_out = false;  // the marker says status='out' (spec X-13)
 };
 
 // One room on one server; every stanza that crosses it is kept in `wire`.
@@ -166,7 +167,7 @@ class FakeMuc {
                     "><x xmlns=\"http://jabber.org/protocol/muc#user\"><item role=\"participant\" jid=\"" + c.full_jid + "\"/>";
     if (self) x += "<status code=\"100\"/><status code=\"110\"/>";
     x += "</x>";
-    if (available && c.marker) x += "<mpotr xmlns=\"urn:mpotr:1\"/>";
+    if (available && c.marker) x += c.marker_out ? "<mpotr xmlns=\"urn:mpotr:2\" status=\"out\"/>" : "<mpotr xmlns=\"urn:mpotr:2\"/>";
     return x + "</presence>";
   }
   void deliver_presence(Client& to, const std::string& xml) { to.core->on_presence_stanza_receive(xml, now); }
@@ -190,7 +191,9 @@ class FakeMuc {
     if (name == "presence") {
       const bool available = type != "unavailable";
       const bool joining = !from.in_room && available;
-      from.marker = transport::stanza_child(s.get(), "mpotr", "urn:mpotr:1") != nullptr;
+      const xmpp_stanza_t* marker = transport::stanza_child(s.get(), "mpotr", "urn:mpotr:2");
+      from.marker = marker != nullptr;
+      from.marker_out = marker != nullptr && transport::stanza_attribute(marker, "status") == "out";
       if (joining) {
         for (auto& c : m_clients) {
           if (c->in_room) deliver_presence(from, presence_of(*c, false, true));
@@ -354,9 +357,9 @@ TEST_CASE("plugin: presence carries the marker only in secured rooms, history pa
   Client& alice = muc.get("alice");
   auto away = alice.core->on_presence_stanza_send("<presence to=\"room@conference.localhost/alice\"><show>away</show></presence>");
   REQUIRE(away);
-  CHECK(away->find("<mpotr xmlns=\"urn:mpotr:1\"/>") != std::string::npos);
+  CHECK(away->find("<mpotr xmlns=\"urn:mpotr:2\"/>") != std::string::npos);
   CHECK_FALSE(alice.core->on_presence_stanza_send("<presence to=\"other@conference.localhost/alice\"><show>away</show></presence>"));
-  const std::string delayed = "<message from=\"room@conference.localhost/bob\" type=\"groupchat\"><mpotr xmlns=\"urn:mpotr:1\">AAAA</mpotr>"
+  const std::string delayed = "<message from=\"room@conference.localhost/bob\" type=\"groupchat\"><mpotr xmlns=\"urn:mpotr:2\">AAAA</mpotr>"
                               "<delay xmlns=\"urn:xmpp:delay\" stamp=\"2026-01-01T00:00:00Z\"/><body>x</body></message>";
   CHECK_FALSE(alice.core->on_message_stanza_receive(delayed, muc.now));
   // Plaintext from a member of a secured room is shown, flagged.
@@ -411,6 +414,94 @@ TEST_CASE("plugin: commands are checked and trust decisions are saved", "[plugin
   CHECK(alice.ui->completion["/mpotr verify"] == std::vector<std::string>{"bob"});
 }
 
+TEST_CASE("plugin: /mpotr block leaves the blocker out with the reason and the room goes on", "[plugin]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob", "carol"});
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  Client& carol = muc.get("carol");
+  muc.command(alice, {"block", "carol"});
+  muc.advance(3000);
+  // alice stays out and is told why; bob and carol secure their room without her at once.
+  CHECK(alice.core->host(kRoom)->phase() == Phase::Out);
+  CHECK(alice.ui->shows("Blocked carol (carol@localhost) and key "));
+  CHECK(alice.ui->shows("You blocked carol: you stay out of the session while carol is in it"));
+  CHECK(alice.marker_out);
+  for (Client* c : {&bob, &carol}) {
+    REQUIRE(c->core->host(kRoom)->phase() == Phase::Established);
+    CHECK(c->core->host(kRoom)->session()->members.size() == 2);
+    CHECK(c->ui->shows("alice stays out of the session"));
+  }
+  CHECK(muc.say(bob, "without alice"));
+  CHECK(carol.ui->shows("bob: without alice"));
+  CHECK_FALSE(muc.say(alice, "from outside"));  // nothing alice types while out is sent
+  CHECK_FALSE(muc.wire_contains("from outside"));
+  // The key is blocked under any JID, and the choice is saved.
+  std::ifstream trust(dir.path / "alice" / "alice_at_localhost" / "trust.json");
+  std::string json((std::istreambuf_iterator<char>(trust)), std::istreambuf_iterator<char>());
+  CHECK(json.find("\"blocked_fingerprints\"") != std::string::npos);
+}
+
+TEST_CASE("plugin: /mpotr policy verified admits verified members only, SMP while out re-forms the session",
+          "[plugin][smp]") {
+  TempDir dir;
+  FakeMuc muc(dir.path);
+  secure(muc, {"alice", "bob"});
+  Client& alice = muc.get("alice");
+  Client& bob = muc.get("bob");
+  muc.command(alice, {"policy"});
+  CHECK(alice.ui->shows("this room admits every member whose key is not blocked or changed"));
+  muc.command(alice, {"policy", "sometimes"});
+  CHECK(alice.ui->shows("/mpotr policy takes 'verified'"));
+  muc.command(alice, {"policy", "verified"});
+  muc.advance(3000);
+  // bob is not verified: alice stays out and is told how to let him in.
+  CHECK(alice.core->host(kRoom)->phase() == Phase::Out);
+  CHECK(alice.ui->shows("bob is not verified and this room admits verified members only"));
+  CHECK(bob.ui->shows("alice stays out of the session"));
+  // The policy is kept across runs.
+  std::ifstream kept(dir.path / "alice" / "alice_at_localhost" / "verified-only-rooms");
+  std::string rooms((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  CHECK(rooms == std::string(kRoom) + "\n");
+  // SMP works while alice is out; once bob is verified the session re-forms with both.
+  muc.command(alice, {"verify", "bob"});
+  muc.command(alice, {"secret", "bob", "the blue cafe"});
+  muc.command(bob, {"secret", "alice", "the blue cafe"});
+  CHECK(alice.ui->shows("verified bob (bob@localhost)"));
+  muc.advance(3000);
+  CHECK(alice.core->host(kRoom)->phase() == Phase::Established);
+  CHECK(bob.core->host(kRoom)->phase() == Phase::Established);
+  CHECK_FALSE(alice.marker_out);
+  CHECK(muc.say(alice, "verified now"));
+  CHECK(bob.ui->shows("alice: verified now"));
+  muc.command(alice, {"policy", "trusted"});
+  CHECK(alice.ui->shows("This room now admits every member whose key is not blocked or changed"));
+  std::ifstream cleared(dir.path / "alice" / "alice_at_localhost" / "verified-only-rooms");
+  std::string none((std::istreambuf_iterator<char>(cleared)), std::istreambuf_iterator<char>());
+  CHECK(none.empty());
+}
+
+TEST_CASE("plugin: an unreadable room policy file is reported and never widens silently", "[plugin]") {
+  TempDir dir;
+  const auto account = dir.path / "alice" / "alice_at_localhost";
+  std::filesystem::create_directories(account);
+  {
+    std::ofstream bad(account / "verified-only-rooms");
+    bad << "not a jid\n";
+  }
+  std::filesystem::permissions(account / "verified-only-rooms",
+                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  FakeMuc muc(dir.path);
+  Client& alice = muc.add("alice", 1);
+  CHECK(alice.ui->shows("cannot read the room policies"));
+  CHECK(alice.ui->shows("line 1 is not a room's bare JID"));
+  // The file is left for the user to fix.
+  std::ifstream kept(account / "verified-only-rooms");
+  std::string text((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  CHECK(text == "not a jid\n");
+}
+
 TEST_CASE("plugin: SMP verifies with the same secret and fails with another", "[plugin][smp]") {
   TempDir dir;
   FakeMuc muc(dir.path);
@@ -461,7 +552,7 @@ TEST_CASE("plugin: tampered and replayed payloads become alerts in the room, nev
 
   // One base64 digit changed inside the payload: dropped, with an alert.
   std::string tampered = delivered;
-  const auto at = tampered.find("urn:mpotr:1\">") + 40;
+  const auto at = tampered.find("urn:mpotr:2\">") + 40;
   tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
   CHECK_FALSE(bob.core->on_message_stanza_receive(tampered, muc.now));
   CHECK(alerts() == 2);
