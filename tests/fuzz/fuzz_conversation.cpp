@@ -8,7 +8,9 @@
 //   - a call that returns an Error leaves the engine unchanged (summary() before == after);
 //   - phase() is always a valid Phase; an Established engine has a session containing itself;
 //   - everything an engine broadcasts is a well-formed wire message within kMaxWireMessageLen;
-//   - a copy of an engine has the same state.
+//   - a copy of an engine has the same state;
+//   - no single engine call allocates more than kMaxBytesPerCall or takes longer than
+//     kMaxMillisPerCall (spec R-GEN-3: a message costs O(its size), whatever numbers it claims).
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -21,8 +23,11 @@
 #include <utility>
 #include <vector>
 
+#include <chrono>
+
 #include "conversation_script.h"
 #include "fuzz_check.h"
+#include "support/alloc_counter.h"
 #include "mpotr/codec/messages.h"
 #include "mpotr/engine.h"
 
@@ -41,6 +46,11 @@ constexpr const char* kRoom = "room@conference.localhost";
 constexpr std::array<const char*, kMembers> kNicks{"alice", "bob", "carol"};
 constexpr std::array<const char*, kMembers> kJids{"alice@localhost", "bob@localhost", "carol@localhost"};
 constexpr const char* kOutsider = "mallory";
+// Per-call ceilings. A call copies the engine state at most a few times (copy, then commit);
+// with kMaxCalls per input that state stays far below this. Time: a full setup step (a few
+// dozen P-256 operations) under ASan takes milliseconds; a second is a hang.
+constexpr std::size_t kMaxBytesPerCall = 32u << 20;
+constexpr std::int64_t kMaxMillisPerCall = 2000;
 
 const std::vector<IdentityKey>& identities() {
   static const std::vector<IdentityKey> keys = [] {
@@ -271,7 +281,18 @@ class Room {
     ++m_calls;
     Engine& engine = m_engines[i];
     const StateSummary before = engine.summary();
-    Result<Output> result = fn(engine);
+    const auto started = std::chrono::steady_clock::now();
+    std::size_t allocated = 0;
+    Result<Output> result = [&] {
+      test::AllocationScope scope;
+      Result<Output> r = fn(engine);
+      allocated = scope.bytes();
+      return r;
+    }();
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    FUZZ_CHECK_MSG(allocated <= kMaxBytesPerCall, "%s: %s allocated %zu bytes in one call", kNicks[i], what, allocated);
+    FUZZ_CHECK_MSG(millis <= kMaxMillisPerCall, "%s: %s took %lld ms", kNicks[i], what, static_cast<long long>(millis));
     check_engine(engine);
     if (!result.ok()) {
       if (verbose()) {

@@ -60,7 +60,7 @@ const std::string kSelfPresence =
     "<item jid='alice@localhost/prof'/><status code='100'/><status code='110'/></x></presence>";
 const std::string kBobPresence =
     "<presence from='room@conference.localhost/bob'><x xmlns='http://jabber.org/protocol/muc#user'>"
-    "<item jid='bob@localhost/prof'/></x><mpotr xmlns='urn:mpotr:1'/></presence>";
+    "<item jid='bob@localhost/prof'/></x><mpotr xmlns='urn:mpotr:2'/></presence>";
 
 }  // namespace
 

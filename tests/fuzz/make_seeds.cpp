@@ -83,6 +83,8 @@ void message_seeds() {
   share.session_id = pattern<32>(0x70);
   share.sender = 1;
   share.elgamal_r = point(0x80);
+  share.commit = pattern<32>(0x81);
+  share.refused.set(2);
   share.shares = {codec::PairShare{pattern<32>(0x90), pattern<32>(0xa0)},
                   codec::PairShare{pattern<32>(0xb0), pattern<32>(0xc0)}};
   share.signature = pattern<64>(0xd0);
@@ -104,13 +106,14 @@ void message_seeds() {
   data.acks = {0, 127, 128, 300000};  // 1-, 1-, 2- and 3-byte varints
   data.view_digest = pattern<32>(0x44);
   data.ciphertext = Bytes{'h', 'e', 'l', 'l', 'o'};
+  data.mac = pattern<32>(0x45);
   data.signature = pattern<64>(0x55);
   write(t, "data", view(codec::encode(data)));
 
   codec::Data heartbeat = data;
   heartbeat.type = codec::MessageType::Heartbeat;
   heartbeat.seq = 8;
-  heartbeat.acks = {3, 0xffffffffu};  // 5-byte varint
+  heartbeat.acks = {3, kMaxMessagesPerSession};  // the largest count a receiver accepts
   heartbeat.ciphertext.clear();
   write(t, "heartbeat", view(codec::encode(heartbeat)));
 
@@ -118,6 +121,7 @@ void message_seeds() {
   shutdown.session_tag = pattern<codec::kSessionTagLen>(0x70);
   shutdown.sender = 1;
   shutdown.final_count = 42;
+  shutdown.mac = pattern<32>(0x67);
   shutdown.signature = pattern<64>(0x66);
   write(t, "shutdown", view(codec::encode(shutdown)));
 
@@ -125,15 +129,36 @@ void message_seeds() {
   digest.session_tag = pattern<codec::kSessionTagLen>(0x70);
   digest.sender = 2;
   digest.transcript_digest = pattern<32>(0x77);
+  digest.mac = pattern<32>(0x78);
   digest.signature = pattern<64>(0x88);
   write(t, "digest", view(codec::encode(digest)));
 
   codec::End end;
   end.session_tag = pattern<codec::kSessionTagLen>(0x70);
   end.sender = 1;
+  end.present.set(0);
+  end.present.set(2);
   end.digests_hash = pattern<32>(0x7a);
+  end.mac = pattern<32>(0x7b);
   end.signature = pattern<64>(0x8a);
   write(t, "end", view(codec::encode(end)));
+
+  codec::Quit quit;
+  quit.session_tag = pattern<codec::kSessionTagLen>(0x70);
+  quit.sender = 2;
+  quit.final_count = 3;
+  quit.mac = pattern<32>(0x7c);
+  quit.signature = pattern<64>(0x8c);
+  write(t, "quit", view(codec::encode(quit)));
+
+  codec::Accuse accuse;
+  accuse.session_id = pattern<32>(0x70);
+  accuse.sender = 0;
+  accuse.accused = 1;
+  accuse.dh_private = pattern<32>(0x9c);
+  accuse.key_share = codec::encode(share);
+  accuse.signature = pattern<64>(0xac);
+  write(t, "accuse", view(codec::encode(accuse)));
 
   codec::KeyReveal reveal;
   reveal.session_tag = pattern<codec::kSessionTagLen>(0x70);
@@ -291,7 +316,7 @@ void conversation_seeds() {
         .op(Op::Replay, {0})
         .op(Op::Delay)
         .repeat(4, Op::DeliverAll)
-        .op(Op::Inject, {3, 4, 0x01, 0x01, 0x00, 0x00})
+        .op(Op::Inject, {3, 4, kProtocolVersion, 0x01, 0x00, 0x00})
         .op(Op::AdvanceTime, {200})
         .repeat(2, Op::DeliverAll)
         .op(Op::Restart, {0})
