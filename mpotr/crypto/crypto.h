@@ -29,7 +29,7 @@ using Point = std::array<std::uint8_t, kPointLen>;
 using Signature = std::array<std::uint8_t, kSignatureLen>;
 using AesIv = std::array<std::uint8_t, kAesBlockLen>;
 
-struct KeyHandle;  // opaque, holds the OpenSSL key; immutable once built, shared by copies
+struct KeyHandle;  // opaque, holds the OpenSSL EVP_PKEY; immutable once built, shared by copies
 
 // A validated P-256 public point (on the curve, not the point at infinity).
 class PublicKey {
@@ -62,9 +62,14 @@ class PrivateKey {
   SecretBytes scalar() const;  // 32 bytes, big-endian
   const PublicKey& public_key() const noexcept { return m_public; }
 
-  // ECDSA over a 32-byte digest. The nonce is hedged: k = HMAC-SHA-256(d, rnd32 ‖ digest ‖ ctr)
-  // (rejection-sampled), with rnd32 drawn from rng. A broken rng therefore still gives a
-  // distinct k per (key, digest), and a seeded rng gives reproducible signatures for vectors.
+  // ECDSA over a 32-byte digest, two modes chosen by rng.reproducible() (spec §3.5):
+  // * production (false: SystemRng, any host rng): OpenSSL's EVP_PKEY_sign, whose nonce OpenSSL
+  //   draws from its own DRBG hedged with d and the digest. Nothing is drawn from rng, so a
+  //   broken host rng cannot weaken a signature; signatures are randomised.
+  // * reproducible (true: DeterministicRng, tests and vectors only): the hedged deterministic
+  //   nonce k = HMAC-SHA-256(d, rnd32 ‖ digest ‖ be32(ctr)) (first ctr giving k in [1, n−1],
+  //   r ≠ 0, s ≠ 0), rnd32 one 32-byte draw from rng: a seeded rng gives byte-exact signatures.
+  // Errors: InvalidState for an empty key, Crypto when OpenSSL fails.
   Result<Signature> sign_digest(const Hash32& digest, Rng& rng) const;
 
   // ECDH: the 32-byte big-endian x-coordinate of d·Q.
