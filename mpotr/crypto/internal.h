@@ -12,6 +12,9 @@ namespace mpotr::crypto::detail {
 // EVP_sha256() otherwise.
 const EVP_MD* sha256_md() noexcept;
 
+// libsodium initialised (once, thread-safe); aborts if it cannot be, as there is no CSPRNG then.
+void ensure_sodium() noexcept;
+
 // An ErrorCode::Crypto error; empties OpenSSL's error queue so no stale entry is blamed later.
 Error crypto_error(const char* what);
 
