@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Trust store: per-JID decision state and its JSON form. No I/O here (see mpotr/store).
+// Trust store: per-JID decision state, blocked fingerprints, and their JSON form. No I/O here
+// (see mpotr/store).
 #include "mpotr/trust.h"
 
 #include <algorithm>
@@ -22,14 +23,18 @@ namespace {
 constexpr std::size_t kMaxJidLen = 1023;  // RFC 7622: each part ≤ 1023 bytes; we bound the whole
 constexpr std::size_t kMaxDocumentLen = 4u * 1024u * 1024u;
 constexpr std::size_t kMaxPeers = 100000;
+constexpr std::size_t kMaxBlockedFingerprints = 10000;
 constexpr int kDocumentVersion = 1;
-// Containers nest at most root → peers → record.
+// Containers nest at most root → peers → record (and root → blocked_fingerprints).
 constexpr std::size_t kMaxDepth = 3;
 // Upper bound of one peer's share of to_json(): the JID at worst doubles when escaped
 // ('"' and '\\'; control characters are rejected); the rest (indentation, field names, 64 hex
 // digits, the longest level name) is 132 bytes, rounded up.
 constexpr std::size_t kEntryOverhead = 160;
-constexpr std::size_t kDocumentOverhead = 64;
+// One blocked fingerprint's share: 64 hex digits, quotes, comma, newline, indentation (72 bytes).
+constexpr std::size_t kBlockedEntryCost = 80;
+// Braces, "version", and the "peers" and "blocked_fingerprints" fields around their entries.
+constexpr std::size_t kDocumentOverhead = 128;
 
 std::size_t entry_cost(std::string_view jid) noexcept { return 2 * jid.size() + kEntryOverhead; }
 
@@ -129,6 +134,14 @@ Result<void> check_fingerprint_arg(const Fingerprint& fp) {
   return {};
 }
 
+Result<void> check_not_blocked(const std::set<Hash32>& blocked, const Fingerprint& fp) {
+  if (blocked.count(fp.bytes) != 0) {
+    return make_error(ErrorCode::InvalidState,
+                      "fingerprint " + fp.grouped() + " is blocked (unblock the fingerprint first)");
+  }
+  return {};
+}
+
 // A JID already validated by jid_problem() is printable; quote it for messages.
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -216,6 +229,20 @@ Error storage_error(std::string detail) {
   return make_error(ErrorCode::Storage, "invalid trust document: " + std::move(detail));
 }
 
+// A stored fingerprint: exactly 64 hex digits (the grouped form is for people). `what` names the
+// value in messages.
+Result<Fingerprint> parse_stored_fingerprint(const std::string& where, const std::string& what,
+                                             const std::string& text) {
+  if (text.size() != 64 || text.find(' ') != std::string::npos) {
+    return storage_error(where + what + " must be 64 hex digits");
+  }
+  auto fp = Fingerprint::parse(text);
+  if (!fp) {
+    return storage_error(where + "bad " + what + ": " + fp.error().detail);
+  }
+  return fp;
+}
+
 Result<TrustRecord> parse_record(std::string_view jid, const nlohmann::json& rec) {
   const std::string where = "peer " + quoted(jid) + ": ";
   if (!rec.is_object()) {
@@ -233,15 +260,8 @@ Result<TrustRecord> parse_record(std::string_view jid, const nlohmann::json& rec
   if (!fp_it->is_string()) {
     return storage_error(where + "\"fingerprint\" must be a string");
   }
-  const auto& fp_text = fp_it->get_ref<const std::string&>();
-  // The stored form is plain hex; the grouped form is for people.
-  if (fp_text.size() != 64 || fp_text.find(' ') != std::string::npos) {
-    return storage_error(where + "\"fingerprint\" must be 64 hex digits");
-  }
-  auto fp = Fingerprint::parse(fp_text);
-  if (!fp) {
-    return storage_error(where + "bad \"fingerprint\": " + fp.error().detail);
-  }
+  MPOTR_TRY(const Fingerprint fp, parse_stored_fingerprint(where, "\"fingerprint\"",
+                                                           fp_it->get_ref<const std::string&>()));
   const auto level_it = rec.find("level");
   if (level_it == rec.end()) {
     return storage_error(where + "missing \"level\"");
@@ -255,10 +275,37 @@ Result<TrustRecord> parse_record(std::string_view jid, const nlohmann::json& rec
     return storage_error(where + "unknown level " + printable(level_name) +
                          " (expected \"tofu\", \"verified\" or \"blocked\")");
   }
-  if (*level != TrustLevel::Blocked && is_zero(*fp)) {
+  if (*level != TrustLevel::Blocked && is_zero(fp)) {
     return storage_error(where + "all-zero \"fingerprint\" is only allowed for blocked peers");
   }
-  return TrustRecord{*fp, *level};
+  return TrustRecord{fp, *level};
+}
+
+Result<std::set<Hash32>> parse_blocked_fingerprints(const nlohmann::json& list) {
+  if (!list.is_array()) {
+    return storage_error("\"blocked_fingerprints\" must be a JSON array");
+  }
+  if (list.size() > kMaxBlockedFingerprints) {
+    return storage_error(std::to_string(list.size()) + " blocked fingerprints (limit " +
+                         std::to_string(kMaxBlockedFingerprints) + ")");
+  }
+  std::set<Hash32> blocked;
+  std::size_t index = 0;
+  for (const auto& item : list) {
+    const std::string what = "\"blocked_fingerprints\"[" + std::to_string(index) + "]";
+    if (!item.is_string()) {
+      return storage_error(what + " must be a string");
+    }
+    MPOTR_TRY(const Fingerprint fp, parse_stored_fingerprint("", what, item.get_ref<const std::string&>()));
+    if (is_zero(fp)) {
+      return storage_error(what + " is all zeros (not a key's fingerprint)");
+    }
+    if (!blocked.insert(fp.bytes).second) {
+      return storage_error(what + " repeats an earlier entry");
+    }
+    ++index;
+  }
+  return blocked;
 }
 
 }  // namespace
@@ -278,6 +325,9 @@ std::string_view to_string(TrustLevel level) noexcept {
 }
 
 TrustDecision TrustStore::check(std::string_view jid, const Fingerprint& fp) const {
+  if (fingerprint_blocked(fp)) {
+    return TrustDecision::Blocked;
+  }
   const TrustRecord* rec = find(jid);
   if (rec == nullptr) {
     return TrustDecision::NewIdentity;
@@ -300,18 +350,34 @@ const TrustRecord* TrustStore::find(std::string_view jid) const {
 
 namespace {
 
-// Whether one more record for jid keeps the store within what from_json accepts.
-Result<void> check_room(const std::map<std::string, TrustRecord, std::less<>>& records, std::string_view jid) {
-  if (records.size() >= kMaxPeers) {
+using RecordMap = std::map<std::string, TrustRecord, std::less<>>;
+
+// Whether the store grown by one record for new_jid (when given) or else by one blocked
+// fingerprint stays within what from_json accepts.
+Result<void> check_room(const RecordMap& records, std::size_t blocked, std::optional<std::string_view> new_jid) {
+  if (new_jid && records.size() >= kMaxPeers) {
     return make_error(ErrorCode::LimitExceeded,
                       "trust store is full (" + std::to_string(kMaxPeers) + " peers)");
   }
-  // Summing is only needed once the worst case could exceed the document bound.
-  constexpr std::size_t kSafePeers = (kMaxDocumentLen - kDocumentOverhead) / (2 * kMaxJidLen + kEntryOverhead) - 1;
+  if (!new_jid && blocked >= kMaxBlockedFingerprints) {
+    return make_error(ErrorCode::LimitExceeded, "trust store is full (" + std::to_string(kMaxBlockedFingerprints) +
+                                                    " blocked fingerprints)");
+  }
+  // Summing is only needed once the worst case could exceed the document bound (with every
+  // blocked fingerprint there may be).
+  constexpr std::size_t kSafePeers =
+      (kMaxDocumentLen - kDocumentOverhead - kMaxBlockedFingerprints * kBlockedEntryCost) /
+          (2 * kMaxJidLen + kEntryOverhead) -
+      1;
   if (records.size() < kSafePeers) {
     return {};
   }
-  std::size_t total = kDocumentOverhead + entry_cost(jid);
+  std::size_t total = kDocumentOverhead;
+  if (new_jid) {
+    total += entry_cost(*new_jid) + blocked * kBlockedEntryCost;
+  } else {
+    total += (blocked + 1) * kBlockedEntryCost;
+  }
   for (const auto& [key, rec] : records) {
     total += entry_cost(key);
   }
@@ -331,7 +397,8 @@ Result<void> TrustStore::record_first_use(std::string_view jid, const Fingerprin
     return make_error(ErrorCode::InvalidState, "JID " + quoted(jid) + " already has a trust record (level " +
                                                    std::string(to_string(rec->level)) + ")");
   }
-  MPOTR_CHECK(check_room(m_records, jid));
+  MPOTR_CHECK(check_not_blocked(m_blocked_fingerprints, fp));
+  MPOTR_CHECK(check_room(m_records, m_blocked_fingerprints.size(), jid));
   m_records.emplace(std::string(jid), TrustRecord{fp, TrustLevel::Tofu});
   return {};
 }
@@ -339,12 +406,13 @@ Result<void> TrustStore::record_first_use(std::string_view jid, const Fingerprin
 Result<void> TrustStore::verify(std::string_view jid, const Fingerprint& fp) {
   MPOTR_CHECK(check_jid(jid));
   MPOTR_CHECK(check_fingerprint_arg(fp));
+  MPOTR_CHECK(check_not_blocked(m_blocked_fingerprints, fp));
   const auto it = m_records.find(jid);
   if (it != m_records.end()) {
     it->second = TrustRecord{fp, TrustLevel::Verified};
     return {};
   }
-  MPOTR_CHECK(check_room(m_records, jid));
+  MPOTR_CHECK(check_room(m_records, m_blocked_fingerprints.size(), jid));
   m_records.emplace(std::string(jid), TrustRecord{fp, TrustLevel::Verified});
   return {};
 }
@@ -366,10 +434,53 @@ Result<void> TrustStore::block(std::string_view jid) {
     it->second.level = TrustLevel::Blocked;
     return {};
   }
-  MPOTR_CHECK(check_room(m_records, jid));
+  MPOTR_CHECK(check_room(m_records, m_blocked_fingerprints.size(), jid));
   // No key seen yet: the zero fingerprint stands for "none".
   m_records.emplace(std::string(jid), TrustRecord{Fingerprint{}, TrustLevel::Blocked});
   return {};
+}
+
+Result<void> TrustStore::block_fingerprint(const Fingerprint& fp) {
+  MPOTR_CHECK(check_fingerprint_arg(fp));
+  if (fingerprint_blocked(fp)) {
+    return {};
+  }
+  MPOTR_CHECK(check_room(m_records, m_blocked_fingerprints.size(), std::nullopt));
+  m_blocked_fingerprints.insert(fp.bytes);
+  return {};
+}
+
+Result<void> TrustStore::unblock_fingerprint(const Fingerprint& fp) {
+  if (m_blocked_fingerprints.erase(fp.bytes) == 0) {
+    return make_error(ErrorCode::InvalidArgument, "fingerprint " + fp.grouped() + " is not blocked");
+  }
+  return {};
+}
+
+bool TrustStore::fingerprint_blocked(const Fingerprint& fp) const {
+  return m_blocked_fingerprints.count(fp.bytes) != 0;
+}
+
+std::vector<Fingerprint> TrustStore::blocked_fingerprints() const {
+  std::vector<Fingerprint> out;
+  out.reserve(m_blocked_fingerprints.size());
+  for (const Hash32& bytes : m_blocked_fingerprints) {
+    out.push_back(Fingerprint{bytes});
+  }
+  return out;
+}
+
+std::vector<std::string> TrustStore::jids_with(const Fingerprint& fp) const {
+  std::vector<std::string> out;
+  if (is_zero(fp)) {
+    return out;
+  }
+  for (const auto& [jid, rec] : m_records) {
+    if (rec.fingerprint == fp) {
+      out.push_back(jid);
+    }
+  }
+  return out;
 }
 
 std::string TrustStore::to_json() const {
@@ -378,16 +489,28 @@ std::string TrustStore::to_json() const {
     peers[jid] = nlohmann::json{{"fingerprint", to_hex(view(rec.fingerprint.bytes))},
                                 {"level", std::string(to_string(rec.level))}};
   }
-  const nlohmann::json doc{{"version", kDocumentVersion}, {"peers", std::move(peers)}};
+  nlohmann::json doc{{"version", kDocumentVersion}, {"peers", std::move(peers)}};
+  // Only when there is one: a store without blocked fingerprints writes the document it wrote
+  // before the field existed, which older versions still read.
+  if (!m_blocked_fingerprints.empty()) {
+    nlohmann::json blocked = nlohmann::json::array();
+    for (const Hash32& bytes : m_blocked_fingerprints) {
+      blocked.push_back(to_hex(view(bytes)));
+    }
+    doc["blocked_fingerprints"] = std::move(blocked);
+  }
   // JIDs are validated UTF-8, so "replace" never triggers; it only rules out a throw.
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 namespace {
 
-using RecordMap = std::map<std::string, TrustRecord, std::less<>>;
+struct Document {
+  RecordMap records;
+  std::set<Hash32> blocked_fingerprints;
+};
 
-Result<RecordMap> parse_document(std::string_view json) {
+Result<Document> parse_document(std::string_view json) {
   StructureCheck structure;
   if (!nlohmann::json::sax_parse(json, &structure)) {
     return storage_error(structure.problem.empty() ? "not valid JSON" : structure.problem);
@@ -400,7 +523,7 @@ Result<RecordMap> parse_document(std::string_view json) {
     return storage_error("top level must be a JSON object");
   }
   for (const auto& [name, value] : doc.items()) {
-    if (name != "version" && name != "peers") {
+    if (name != "version" && name != "peers" && name != "blocked_fingerprints") {
       return storage_error("unknown top-level field " + printable(name));
     }
   }
@@ -425,7 +548,7 @@ Result<RecordMap> parse_document(std::string_view json) {
   if (peers_it->size() > kMaxPeers) {
     return storage_error(std::to_string(peers_it->size()) + " peers (limit " + std::to_string(kMaxPeers) + ")");
   }
-  RecordMap records;
+  Document out;
   std::size_t index = 0;
   for (const auto& [jid, rec] : peers_it->items()) {
     if (auto problem = jid_problem(jid)) {
@@ -433,10 +556,15 @@ Result<RecordMap> parse_document(std::string_view json) {
       return storage_error("peer #" + std::to_string(index) + ": " + *problem);
     }
     MPOTR_TRY(TrustRecord record, parse_record(jid, rec));
-    records.emplace(jid, record);
+    out.records.emplace(jid, record);
     ++index;
   }
-  return records;
+  // Optional: documents written before blocked fingerprints existed have no such field.
+  const auto blocked_it = doc.find("blocked_fingerprints");
+  if (blocked_it != doc.end()) {
+    MPOTR_TRY(out.blocked_fingerprints, parse_blocked_fingerprints(*blocked_it));
+  }
+  return out;
 }
 
 }  // namespace
@@ -450,9 +578,10 @@ Result<TrustStore> TrustStore::from_json(std::string_view json) {
   // Every nlohmann call above is non-throwing by construction (no-exception parsing, types
   // checked before access); this is the backstop that keeps a library surprise from escaping.
   try {
-    MPOTR_TRY(RecordMap records, parse_document(json));
+    MPOTR_TRY(Document document, parse_document(json));
     TrustStore store;
-    store.m_records = std::move(records);
+    store.m_records = std::move(document.records);
+    store.m_blocked_fingerprints = std::move(document.blocked_fingerprints);
     return store;
   } catch (const nlohmann::json::exception&) {
     return storage_error("unexpected JSON library error");

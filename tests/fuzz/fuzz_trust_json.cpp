@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // TrustStore::from_json: never crashes on any document; whatever it accepts serialises with
-// to_json() to a document that loads again to the same records and serialises identically.
+// to_json() to a document that loads again to the same records and blocked fingerprints and
+// serialises identically.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -25,6 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& [jid, record] : store->records()) {
     const TrustRecord* other = reloaded->find(jid);
     FUZZ_CHECK(other != nullptr && other->level == record.level && other->fingerprint == record.fingerprint);
+  }
+  FUZZ_CHECK(reloaded->blocked_fingerprints() == store->blocked_fingerprints());
+  for (const Fingerprint& fp : store->blocked_fingerprints()) {
+    FUZZ_CHECK(reloaded->fingerprint_blocked(fp) && reloaded->check("fuzz@example.org", fp) == TrustDecision::Blocked);
   }
   FUZZ_CHECK(reloaded->to_json() == first);
   return 0;

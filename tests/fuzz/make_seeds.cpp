@@ -189,6 +189,11 @@ void trust_seeds() {
     fail("trust store seed");
   }
   write(t, "three_levels", store.to_json());
+  // One key blocked under every JID (and also held by a recorded peer).
+  if (!store.block_fingerprint(fps[1]).ok() || !store.block_fingerprint(fps[2]).ok()) {
+    fail("trust store seed");
+  }
+  write(t, "blocked_fingerprints", store.to_json());
   // Compact form, as another program might write it.
   write(t, "compact", "{\"version\":1,\"peers\":{\"alice@localhost\":{\"fingerprint\":\"" + to_hex(view(fps[0].bytes)) +
                           "\",\"level\":\"tofu\"}}}");

@@ -585,6 +585,17 @@ TEST_CASE("trust file: missing is empty, save/load round trip, unsafe or corrupt
   CHECK(loaded->to_json() == store.to_json());
   CHECK(loaded->check("bob@example.org", fp) == TrustDecision::Trusted);
 
+  // Blocked fingerprints are saved and loaded with the records.
+  Fingerprint blocked;
+  blocked.bytes.fill(0xA5);
+  REQUIRE(store.block_fingerprint(blocked).ok());
+  REQUIRE(save_trust(p, store).ok());
+  auto with_block = load_trust(p);
+  REQUIRE(with_block.ok());
+  CHECK(with_block->to_json() == store.to_json());
+  CHECK(with_block->fingerprint_blocked(blocked));
+  CHECK(with_block->check("eve@example.org", blocked) == TrustDecision::Blocked);
+
   REQUIRE(::chmod(p.c_str(), 0644) == 0);
   auto unsafe = load_trust(p);
   REQUIRE_FALSE(unsafe.ok());

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <catch2/catch.hpp>
 
+#include <cctype>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,7 @@ Fingerprint fp_of(std::uint8_t fill) {
 
 const Fingerprint kFpA = fp_of(0xAA);
 const Fingerprint kFpB = fp_of(0xBB);
+const Fingerprint kFpC = fp_of(0xCC);
 constexpr std::string_view kBob = "bob@example.org";
 constexpr std::string_view kCarol = "carol@example.net";
 
@@ -44,6 +47,18 @@ void check_storage_error(const std::string& json, const std::string& detail) {
 
 std::string doc_with_peer(const std::string& jid_json, const std::string& record_json) {
   return R"({"version":1,"peers":{)" + jid_json + ":" + record_json + "}}";
+}
+
+// A document with one TOFU peer (bob, key A) and the given "blocked_fingerprints" value.
+std::string doc_with_blocked(const std::string& blocked_json) {
+  return R"({"version":1,"peers":{"bob@example.org":{"fingerprint":")" + hex_of(kFpA) +
+         R"(","level":"tofu"}},"blocked_fingerprints":)" + blocked_json + "}";
+}
+
+std::string quoted_hex(const Fingerprint& fp) { return "\"" + hex_of(fp) + "\""; }
+
+std::vector<std::string> jids(std::initializer_list<std::string_view> list) {
+  return std::vector<std::string>(list.begin(), list.end());
 }
 
 }  // namespace
@@ -329,4 +344,247 @@ TEST_CASE("a store never grows beyond what from_json accepts", "[trust]") {
   CHECK(back->records().size() == static_cast<std::size_t>(added));
   // Existing entries can still change when full.
   CHECK(store.block(store.records().begin()->first).ok());
+}
+
+// --- blocked fingerprints and one key under several JIDs -----------------------------------
+
+TEST_CASE("a blocked fingerprint is blocked under every JID", "[trust]") {
+  TrustStore store;
+  REQUIRE(store.record_first_use(kBob, kFpA).ok());
+  REQUIRE(store.verify(kCarol, kFpB).ok());
+  CHECK_FALSE(store.fingerprint_blocked(kFpA));
+
+  REQUIRE(store.block_fingerprint(kFpA).ok());
+  CHECK(store.fingerprint_blocked(kFpA));
+  CHECK_FALSE(store.fingerprint_blocked(kFpB));
+  CHECK(store.check(kBob, kFpA) == TrustDecision::Blocked);
+  // Under a JID that recorded another key (would be Changed) and under a JID never seen (would be
+  // NewIdentity): a blocked person cannot come back through another account.
+  CHECK(store.check(kCarol, kFpA) == TrustDecision::Blocked);
+  CHECK(store.check("bob2@elsewhere.example", kFpA) == TrustDecision::Blocked);
+  // Other keys are unaffected, and the JIDs' own records are kept.
+  CHECK(store.check(kCarol, kFpB) == TrustDecision::Trusted);
+  CHECK(store.check(kBob, kFpB) == TrustDecision::Changed);
+  CHECK(store.level(kBob) == TrustLevel::Tofu);
+  REQUIRE(store.find(kBob) != nullptr);
+  CHECK(store.find(kBob)->fingerprint == kFpA);
+
+  // Blocking again is fine and changes nothing.
+  const std::string once = store.to_json();
+  REQUIRE(store.block_fingerprint(kFpA).ok());
+  CHECK(store.to_json() == once);
+  REQUIRE(store.block_fingerprint(kFpC).ok());
+  const auto blocked = store.blocked_fingerprints();
+  REQUIRE(blocked.size() == 2);
+  CHECK(blocked[0] == kFpA);  // byte order
+  CHECK(blocked[1] == kFpC);
+
+  // Unblocking restores what the records say.
+  REQUIRE(store.unblock_fingerprint(kFpA).ok());
+  CHECK_FALSE(store.fingerprint_blocked(kFpA));
+  CHECK(store.check(kBob, kFpA) == TrustDecision::Trusted);
+  CHECK(store.check(kCarol, kFpA) == TrustDecision::Changed);
+  CHECK(store.check("bob2@elsewhere.example", kFpA) == TrustDecision::NewIdentity);
+  // A JID block stays a JID block.
+  REQUIRE(store.block(kBob).ok());
+  CHECK(store.check(kBob, kFpA) == TrustDecision::Blocked);
+}
+
+TEST_CASE("blocked fingerprints: refused arguments and transitions leave the store unchanged", "[trust]") {
+  TrustStore store;
+  REQUIRE(store.record_first_use(kBob, kFpA).ok());
+  REQUIRE(store.block_fingerprint(kFpB).ok());
+  // The zero fingerprint stands for "no key": never blocked as one.
+  check_fails_unchanged(store, ErrorCode::InvalidArgument,
+                        [](TrustStore& s) { return s.block_fingerprint(Fingerprint{}); });
+  // Unblocking what is not blocked is an error, as untrusting an unknown JID is.
+  check_fails_unchanged(store, ErrorCode::InvalidArgument, [](TrustStore& s) { return s.unblock_fingerprint(kFpA); });
+  check_fails_unchanged(store, ErrorCode::InvalidArgument,
+                        [](TrustStore& s) { return s.unblock_fingerprint(Fingerprint{}); });
+  // A blocked key is not trusted on first use nor verified under any JID until unblocked.
+  check_fails_unchanged(store, ErrorCode::InvalidState, [](TrustStore& s) { return s.record_first_use(kCarol, kFpB); });
+  check_fails_unchanged(store, ErrorCode::InvalidState, [](TrustStore& s) { return s.verify(kCarol, kFpB); });
+  check_fails_unchanged(store, ErrorCode::InvalidState, [](TrustStore& s) { return s.verify(kBob, kFpB); });
+  auto r = store.verify(kBob, kFpB);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error().detail, Catch::Contains("is blocked") && Catch::Contains(kFpB.grouped()));
+  REQUIRE(store.unblock_fingerprint(kFpB).ok());
+  check_fails_unchanged(store, ErrorCode::InvalidArgument, [](TrustStore& s) { return s.unblock_fingerprint(kFpB); });
+  REQUIRE(store.verify(kCarol, kFpB).ok());
+  CHECK(store.check(kCarol, kFpB) == TrustDecision::Trusted);
+}
+
+TEST_CASE("jids_with lists every JID whose record holds a fingerprint", "[trust]") {
+  TrustStore store;
+  CHECK(store.jids_with(kFpA).empty());
+  REQUIRE(store.record_first_use("alice@example.org", kFpA).ok());
+  REQUIRE(store.verify(kBob, kFpA).ok());
+  REQUIRE(store.record_first_use(kCarol, kFpB).ok());
+  REQUIRE(store.block("mallory@evil.example").ok());  // blocked before any key: zero fingerprint
+  CHECK(store.jids_with(kFpA) == jids({"alice@example.org", kBob}));
+  CHECK(store.jids_with(kFpB) == jids({kCarol}));
+  CHECK(store.jids_with(kFpC).empty());
+  // The zero fingerprint is "no key", not a key shared by everyone blocked before one was seen.
+  CHECK(store.jids_with(Fingerprint{}).empty());
+  // Whatever the level, and whether or not the key is blocked.
+  REQUIRE(store.block(kBob).ok());
+  REQUIRE(store.block_fingerprint(kFpA).ok());
+  CHECK(store.jids_with(kFpA) == jids({"alice@example.org", kBob}));
+  REQUIRE(store.untrust("alice@example.org").ok());
+  CHECK(store.jids_with(kFpA) == jids({kBob}));
+  // A key changes hands when the user verifies another one.
+  REQUIRE(store.verify(kCarol, kFpC).ok());
+  CHECK(store.jids_with(kFpB).empty());
+  CHECK(store.jids_with(kFpC) == jids({kCarol}));
+}
+
+TEST_CASE("blocked fingerprints round-trip through JSON, and documents without them still load", "[trust]") {
+  TrustStore store;
+  REQUIRE(store.record_first_use(kBob, kFpA).ok());
+  const std::string without = store.to_json();
+  // No blocked fingerprint: the document is the one older versions wrote and read.
+  CHECK_THAT(without, !Catch::Contains("blocked_fingerprints"));
+  auto old = TrustStore::from_json(doc_with_peer("\"bob@example.org\"", R"({"fingerprint":)" + quoted_hex(kFpA) +
+                                                                             R"(,"level":"tofu"})"));
+  REQUIRE(old.ok());
+  CHECK(old->blocked_fingerprints().empty());
+  CHECK(old->to_json() == without);
+
+  REQUIRE(store.block_fingerprint(kFpC).ok());
+  REQUIRE(store.block_fingerprint(kFpB).ok());
+  const std::string json = store.to_json();
+  CHECK_THAT(json, Catch::Contains("\"blocked_fingerprints\": [\n    \"" + hex_of(kFpB) + "\",\n    \"" +
+                                   hex_of(kFpC) + "\"\n  ]"));
+  auto back = TrustStore::from_json(json);
+  REQUIRE(back.ok());
+  CHECK(back->to_json() == json);
+  CHECK(back->fingerprint_blocked(kFpB));
+  CHECK(back->fingerprint_blocked(kFpC));
+  CHECK_FALSE(back->fingerprint_blocked(kFpA));
+  CHECK(back->check("anyone@example.org", kFpC) == TrustDecision::Blocked);
+
+  // Hand-written: any order, upper-case hex, an empty list; written back sorted and lower-case.
+  std::string upper_c = hex_of(kFpC);
+  for (char& c : upper_c) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  auto hand = TrustStore::from_json(doc_with_blocked("[\"" + upper_c + "\"," + quoted_hex(kFpB) + "]"));
+  REQUIRE(hand.ok());
+  CHECK(hand->to_json() == json);
+  auto empty_list = TrustStore::from_json(doc_with_blocked("[]"));
+  REQUIRE(empty_list.ok());
+  CHECK(empty_list->to_json() == without);
+}
+
+TEST_CASE("from_json rejects malformed blocked fingerprints with a precise Storage error", "[trust]") {
+  const std::string a = quoted_hex(kFpA);
+  REQUIRE(TrustStore::from_json(doc_with_blocked("[" + a + "]")).ok());
+
+  check_storage_error(doc_with_blocked("{}"), "\"blocked_fingerprints\" must be a JSON array");
+  check_storage_error(doc_with_blocked(a), "\"blocked_fingerprints\" must be a JSON array");
+  check_storage_error(doc_with_blocked("null"), "\"blocked_fingerprints\" must be a JSON array");
+  check_storage_error(doc_with_blocked("[42]"), "\"blocked_fingerprints\"[0] must be a string");
+  check_storage_error(doc_with_blocked("[" + a + ",null]"), "\"blocked_fingerprints\"[1] must be a string");
+  check_storage_error(doc_with_blocked("[" + a + ",[" + a + "]]"), "\"blocked_fingerprints\"[1] must be a string");
+  check_storage_error(doc_with_blocked("[[[" + a + "]]]"), "nested more than 3");
+  check_storage_error(doc_with_blocked("[\"" + std::string(63, 'a') + "\"]"),
+                      "\"blocked_fingerprints\"[0] must be 64 hex digits");
+  check_storage_error(doc_with_blocked("[\"" + std::string(65, 'a') + "\"]"),
+                      "\"blocked_fingerprints\"[0] must be 64 hex digits");
+  check_storage_error(doc_with_blocked("[\"" + kFpA.grouped() + "\"]"),
+                      "\"blocked_fingerprints\"[0] must be 64 hex digits");
+  check_storage_error(doc_with_blocked("[\"" + std::string(63, 'a') + "g\"]"), "bad \"blocked_fingerprints\"[0]");
+  check_storage_error(doc_with_blocked("[\"" + std::string(64, '0') + "\"]"),
+                      "\"blocked_fingerprints\"[0] is all zeros");
+  check_storage_error(doc_with_blocked("[" + a + "," + quoted_hex(kFpB) + "," + a + "]"),
+                      "\"blocked_fingerprints\"[2] repeats an earlier entry");
+  std::string upper_a = hex_of(kFpA);
+  for (char& c : upper_a) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  check_storage_error(doc_with_blocked("[" + a + ",\"" + upper_a + "\"]"),
+                      "\"blocked_fingerprints\"[1] repeats an earlier entry");
+  check_storage_error(R"({"version":1,"peers":{},"blocked_fingerprints":[],"blocked_fingerprints":[]})",
+                      "duplicate key \"blocked_fingerprints\"");
+  check_storage_error(R"({"version":1,"peers":{},"blocked_fingerprint":[]})",
+                      "unknown top-level field \"blocked_fingerprint\"");
+  // A bad record is still reported when the list is fine, and the other way round.
+  check_storage_error(R"({"version":1,"peers":{"bob@example.org":{"level":"tofu"}},"blocked_fingerprints":[)" + a +
+                          "]}",
+                      "missing \"fingerprint\"");
+
+  // More entries than a store may hold.
+  std::string many = "[";
+  for (int i = 0; i <= 10000; ++i) {
+    Fingerprint fp;
+    fp.bytes[0] = 1;
+    fp.bytes[30] = static_cast<std::uint8_t>(i >> 8);
+    fp.bytes[31] = static_cast<std::uint8_t>(i);
+    many += (i == 0 ? "" : ",") + quoted_hex(fp);
+  }
+  many += "]";
+  check_storage_error(doc_with_blocked(many), "10001 blocked fingerprints (limit 10000)");
+}
+
+TEST_CASE("blocked fingerprints are bounded like peers, and a full store still loads", "[trust]") {
+  TrustStore store;
+  Result<void> last;
+  int added = 0;
+  for (; added < 10001; ++added) {
+    Fingerprint fp;
+    fp.bytes[0] = 1;
+    fp.bytes[30] = static_cast<std::uint8_t>(added >> 8);
+    fp.bytes[31] = static_cast<std::uint8_t>(added);
+    last = store.block_fingerprint(fp);
+    if (!last.ok()) {
+      break;
+    }
+  }
+  REQUIRE_FALSE(last.ok());
+  CHECK(last.error().code == ErrorCode::LimitExceeded);
+  CHECK(added == 10000);
+  // Peers with the longest JIDs fill the rest of the document bound.
+  int peers = 0;
+  for (; peers < 5000; ++peers) {
+    std::string suffix = "@" + std::to_string(peers);
+    last = store.verify(std::string(1023 - suffix.size(), '"') + suffix, kFpA);
+    if (!last.ok()) {
+      break;
+    }
+  }
+  REQUIRE_FALSE(last.ok());
+  CHECK(last.error().code == ErrorCode::LimitExceeded);
+  CHECK(peers > 1000);
+  const std::string json = store.to_json();
+  CHECK(json.size() <= 4u * 1024u * 1024u);
+  auto back = TrustStore::from_json(json);
+  REQUIRE(back.ok());
+  CHECK(back->blocked_fingerprints().size() == 10000);
+  CHECK(back->records().size() == static_cast<std::size_t>(peers));
+
+  // A store filled with peers has no room left for blocked fingerprints either, before the count limit.
+  TrustStore peers_only;
+  for (int i = 0; i < 5000; ++i) {
+    std::string suffix = "@" + std::to_string(i);
+    if (!peers_only.verify(std::string(1023 - suffix.size(), '"') + suffix, kFpA).ok()) {
+      break;
+    }
+  }
+  int blocked = 0;
+  for (; blocked < 10000; ++blocked) {
+    Fingerprint fp;
+    fp.bytes[0] = 2;
+    fp.bytes[31] = static_cast<std::uint8_t>(blocked);
+    fp.bytes[30] = static_cast<std::uint8_t>(blocked >> 8);
+    last = peers_only.block_fingerprint(fp);
+    if (!last.ok()) {
+      break;
+    }
+  }
+  REQUIRE_FALSE(last.ok());
+  CHECK(last.error().code == ErrorCode::LimitExceeded);
+  CHECK(blocked < 10000);
+  auto peers_back = TrustStore::from_json(peers_only.to_json());
+  REQUIRE(peers_back.ok());
+  CHECK(peers_back->blocked_fingerprints().size() == static_cast<std::size_t>(blocked));
 }
