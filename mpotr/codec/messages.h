@@ -90,7 +90,7 @@ struct PairShare {
 //   opaque refused[16];        /* MemberSet: members the sender does not accept */
 //   uint8 count;               /* = n − 1 */
 //   PairShare shares[count];   /* for every other member, in index order */
-//   opaque signature[64];      /* by S over the signed part (§4.10) */
+//   opaque signature[64];      /* by S over the signed part (§4.11) */
 // } KeyShare;
 struct KeyShare {
   Hash32 session_id{};

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "mpotr/crypto/crypto.h"
+#include "mpotr/crypto/internal.h"
 #include "mpotr/crypto/ossl_ptr.h"
 
 namespace mpotr::crypto {
@@ -16,17 +17,13 @@ namespace mpotr::crypto {
 namespace {
 
 using namespace ossl;  // NOLINT(google-build-using-namespace): the RAII aliases
+using detail::crypto_error;
 
 // Fetched once rather than looked up implicitly on every init (see sha256_md in hash.cpp).
 const EVP_CIPHER* aes128_ctr_cipher() noexcept {
   // Never destroyed (see curve() in ec.cpp).
   static const CipherPtr& s_cipher = *new CipherPtr(::EVP_CIPHER_fetch(nullptr, "AES-128-CTR", nullptr));
   return s_cipher ? s_cipher.get() : ::EVP_aes_128_ctr();
-}
-
-Error crypto_error(const char* what) {
-  ::ERR_clear_error();
-  return make_error(ErrorCode::Crypto, what);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "mpotr/bytes.h"
 #include "mpotr/result.h"
@@ -29,7 +30,7 @@ using Point = std::array<std::uint8_t, kPointLen>;
 using Signature = std::array<std::uint8_t, kSignatureLen>;
 using AesIv = std::array<std::uint8_t, kAesBlockLen>;
 
-struct KeyHandle;  // opaque, holds the OpenSSL key; immutable once built, shared by copies
+struct KeyHandle;  // opaque, holds the OpenSSL EVP_PKEY; immutable once built, shared by copies
 
 // A validated P-256 public point (on the curve, not the point at infinity).
 class PublicKey {
@@ -62,9 +63,14 @@ class PrivateKey {
   SecretBytes scalar() const;  // 32 bytes, big-endian
   const PublicKey& public_key() const noexcept { return m_public; }
 
-  // ECDSA over a 32-byte digest. The nonce is hedged: k = HMAC-SHA-256(d, rnd32 ‖ digest ‖ ctr)
-  // (rejection-sampled), with rnd32 drawn from rng. A broken rng therefore still gives a
-  // distinct k per (key, digest), and a seeded rng gives reproducible signatures for vectors.
+  // ECDSA over a 32-byte digest, two modes chosen by rng.reproducible() (spec §3.5):
+  // * production (false: SystemRng, any host rng): OpenSSL's EVP_PKEY_sign, whose nonce OpenSSL
+  //   draws from its own DRBG hedged with d and the digest. Nothing is drawn from rng, so a
+  //   broken host rng cannot weaken a signature; signatures are randomised.
+  // * reproducible (true: DeterministicRng, tests and vectors only): the hedged deterministic
+  //   nonce k = HMAC-SHA-256(d, rnd32 ‖ digest ‖ be32(ctr)) (first ctr giving k in [1, n−1],
+  //   r ≠ 0, s ≠ 0), rnd32 one 32-byte draw from rng: a seeded rng gives byte-exact signatures.
+  // Errors: InvalidState for an empty key, Crypto when OpenSSL fails.
   Result<Signature> sign_digest(const Hash32& digest, Rng& rng) const;
 
   // ECDH: the 32-byte big-endian x-coordinate of d·Q.
@@ -105,5 +111,73 @@ Result<SecretBytes> hkdf_expand(ByteView prk, ByteView info, std::size_t length)
 // AES-128 in CTR mode (NIST SP 800-38A): the whole 16-byte IV is the initial counter block,
 // incremented as a 128-bit big-endian integer. out may alias in. Errors: InvalidArgument, Crypto.
 Result<void> aes128_ctr(ByteView key, const AesIv& iv, ByteView in, std::uint8_t* out);
+
+// --- one-time-pad mode primitives (libsodium) ---
+
+// Poly1305 (RFC 8439 §2.5), libsodium's crypto_onetimeauth. A key MUST authenticate one message
+// only: the one-time-pad mode takes it from pad bytes that are never used again.
+inline constexpr std::size_t kPoly1305KeyLen = 32;
+inline constexpr std::size_t kPoly1305TagLen = 16;
+using Poly1305Key = std::span<const std::uint8_t, kPoly1305KeyLen>;
+using Poly1305Tag = std::array<std::uint8_t, kPoly1305TagLen>;
+
+Poly1305Tag poly1305(Poly1305Key key, ByteView msg) noexcept;
+// Whether tag is poly1305(key, msg), compared in constant time.
+bool poly1305_verify(const Poly1305Tag& tag, Poly1305Key key, ByteView msg) noexcept;
+
+// BLAKE2b (RFC 7693), unkeyed, with an N-byte output, 16 ≤ N ≤ 64 (libsodium's
+// crypto_generichash). N is a parameter of BLAKE2b, not a truncation: blake2b<32> is not the
+// first half of blake2b<64>. The lengths are fixed at compile time, so these cannot fail.
+inline constexpr std::size_t kBlake2bMinLen = 16;
+inline constexpr std::size_t kBlake2bMaxLen = 64;
+
+namespace detail {
+void blake2b(std::uint8_t* out, std::size_t out_len, ByteView data) noexcept;
+
+// The length-erased state behind Blake2b<N>.
+class Blake2bState {
+ public:
+  explicit Blake2bState(std::size_t out_len);
+  ~Blake2bState();  // wipes the state
+  Blake2bState(const Blake2bState&) = delete;
+  Blake2bState& operator=(const Blake2bState&) = delete;
+  void update(ByteView data) noexcept;
+  void finish(std::uint8_t* out) noexcept;  // then starts over, as a fresh object
+
+ private:
+  struct State;
+  std::unique_ptr<State> m_state;
+  std::size_t m_out_len;
+};
+}  // namespace detail
+
+template <std::size_t N>
+  requires(N >= kBlake2bMinLen && N <= kBlake2bMaxLen)
+std::array<std::uint8_t, N> blake2b(ByteView data) noexcept {
+  std::array<std::uint8_t, N> out{};
+  detail::blake2b(out.data(), N, data);
+  return out;
+}
+
+// Incremental BLAKE2b with an N-byte output; one object per hash computation (finish() leaves it
+// as new). The state is wiped when the object is destroyed.
+template <std::size_t N>
+  requires(N >= kBlake2bMinLen && N <= kBlake2bMaxLen)
+class Blake2b {
+ public:
+  Blake2b() : m_state(N) {}
+  Blake2b& update(ByteView data) noexcept {
+    m_state.update(data);
+    return *this;
+  }
+  std::array<std::uint8_t, N> finish() noexcept {
+    std::array<std::uint8_t, N> out{};
+    m_state.finish(out.data());
+    return out;
+  }
+
+ private:
+  detail::Blake2bState m_state;
+};
 
 }  // namespace mpotr::crypto

@@ -11,6 +11,7 @@
 #include <new>
 
 #include "mpotr/crypto/crypto.h"
+#include "mpotr/crypto/internal.h"
 #include "mpotr/crypto/ossl_ptr.h"
 
 namespace mpotr::crypto {
@@ -18,16 +19,9 @@ namespace mpotr::crypto {
 namespace {
 
 using namespace ossl;  // NOLINT(google-build-using-namespace): the RAII aliases
+using detail::sha256_md;
 
 constexpr std::size_t kBlockLen = 64;  // SHA-256 block size, the HMAC key width
-
-// Fetched once: an explicit fetch avoids the implicit provider lookup EVP_sha256() costs on
-// every EVP_DigestInit_ex in OpenSSL 3.
-const EVP_MD* sha256_md() noexcept {
-  // Never destroyed (see curve() in ec.cpp).
-  static const MdPtr& s_md = *new MdPtr(::EVP_MD_fetch(nullptr, "SHA2-256", nullptr));
-  return s_md ? s_md.get() : ::EVP_sha256();
-}
 
 void check(int rc) {
   if (rc != 1) {

@@ -3,22 +3,14 @@
 
 #include <sodium.h>
 
-#include <cstdlib>
-
 #include "mpotr/crypto/crypto.h"
+#include "mpotr/crypto/internal.h"
 
 namespace mpotr {
 
 namespace {
 
-// libsodium must be initialised once before randombytes_buf; a function-local static makes
-// that thread-safe. A failed init means no usable CSPRNG: continuing would be worse than stopping.
-void ensure_sodium() noexcept {
-  static const int s_init = ::sodium_init();
-  if (s_init < 0) {
-    std::abort();
-  }
-}
+using crypto::detail::ensure_sodium;
 
 constexpr std::string_view kRngLabel = "mpotr-v1 test rng";
 

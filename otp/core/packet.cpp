@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "mpotr/otp/packet.h"
 
-#include <sodium.h>
-
 #include <limits>
+
+#include "mpotr/crypto/crypto.h"
 
 namespace mpotr::otp {
 namespace {
@@ -132,6 +132,13 @@ Bytes encode_header(const PacketHeader& h) {
   put_u32(out, h.clen);
   return out;
 }
+
+// The one-time Poly1305 key: the first 32 bytes of the region (callers have checked that the
+// region is 32 + clen bytes long).
+crypto::Poly1305Key mac_key(const SecretBytes& region) {
+  static_assert(kMacKeySize == crypto::kPoly1305KeyLen && kTagSize == crypto::kPoly1305TagLen);
+  return crypto::Poly1305Key(region.data(), kMacKeySize);
+}
 }  // namespace
 
 Result<Bytes> seal_packet(const PacketHeader& header, const SecretBytes& region, ByteView inner) {
@@ -144,10 +151,7 @@ Result<Bytes> seal_packet(const PacketHeader& header, const SecretBytes& region,
   out.reserve(kHeaderSize + inner.size() + kTagSize);
   const std::uint8_t* key_enc = region.data() + kMacKeySize;
   for (std::size_t i = 0; i < inner.size(); ++i) out.push_back(static_cast<std::uint8_t>(inner[i] ^ key_enc[i]));
-  std::array<std::uint8_t, kTagSize> tag{};
-  static_assert(crypto_onetimeauth_KEYBYTES == kMacKeySize && crypto_onetimeauth_BYTES == kTagSize);
-  if (crypto_onetimeauth(tag.data(), out.data(), out.size(), region.data()) != 0)
-    return make_error(ErrorCode::Crypto, "poly1305 failed");
+  const crypto::Poly1305Tag tag = crypto::poly1305(mac_key(region), view(out));
   append(out, view(tag));
   return out;
 }
@@ -187,8 +191,8 @@ Result<Bytes> open_packet(const ParsedPacket& packet, const SecretBytes& region)
     return make_error(ErrorCode::InvalidArgument, "region or packet sizes inconsistent");
   Bytes authed = packet.header_bytes;
   append(authed, view(packet.ciphertext));
-  // crypto_onetimeauth_verify compares in constant time.
-  if (crypto_onetimeauth_verify(packet.tag.data(), authed.data(), authed.size(), region.data()) != 0)
+  // poly1305_verify compares in constant time.
+  if (!crypto::poly1305_verify(packet.tag, mac_key(region), view(authed)))
     return make_error(ErrorCode::BadMac, "one-time MAC does not verify");
   Bytes inner(packet.ciphertext.size());
   const std::uint8_t* key_enc = region.data() + kMacKeySize;

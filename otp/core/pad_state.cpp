@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "mpotr/otp/pad_state.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <limits>
+
+#include "mpotr/crypto/crypto.h"
 
 namespace mpotr::otp {
 namespace {
@@ -179,11 +179,7 @@ std::uint64_t get_u64(const std::uint8_t* p) {
   for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
   return v;
 }
-std::array<std::uint8_t, kStateHashSize> state_hash(ByteView v) {
-  std::array<std::uint8_t, kStateHashSize> h{};
-  crypto_generichash(h.data(), h.size(), v.data(), v.size(), nullptr, 0);
-  return h;
-}
+std::array<std::uint8_t, kStateHashSize> state_hash(ByteView v) { return crypto::blake2b<kStateHashSize>(v); }
 constexpr std::size_t kStateFixed = 4 + 1 + kPadIdSize + 1 + 8 + 8 + 8 + 1 + 8 + 8 + 8 + 4;
 }  // namespace
 

@@ -165,7 +165,7 @@ std::string Dispatcher::dispatch(const Request& req, ConnContext& ctx, bool& clo
                   "refused_request");
     }
     // Digests first, so the comparison takes the same time whatever the length tried;
-    // ct_equal is libsodium's sodium_memcmp.
+    // ct_equal compares in constant time (mpotr/crypto).
     const auto want = crypto::sha256(m_token.view());
     const auto got = crypto::sha256(as_bytes(req.token));
     if (m_token.empty() || !ct_equal(view(want), view(got))) {

@@ -2,8 +2,6 @@
 // Pad files. Write order (the reason a crash can burn pad but never reuse it) is in pad_store.h.
 #include "mpotr/otp/pad_store.h"
 
-#include <sodium.h>
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -17,6 +15,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "mpotr/crypto/crypto.h"
 #include "mpotr/otp/otc_import.h"
 #include "mpotr/store/atomic_file.h"
 #include "mpotr/store/unique_fd.h"
@@ -578,21 +577,19 @@ Result<OtcImport> import_one_time_chat(const std::string& store_path, const std:
 
   // Same id on both sides without talking: a hash of the (identical) pad bytes.
   OtcImport out;
-  crypto_generichash_state h;
-  crypto_generichash_init(&h, nullptr, 0, kPadIdSize);
-  static constexpr char kLabel[] = "mpotr-otp import one-time-chat v1";
-  crypto_generichash_update(&h, reinterpret_cast<const std::uint8_t*>(kLabel), sizeof kLabel - 1);
-  std::uint8_t nb[8];
+  crypto::Blake2b<kPadIdSize> h;
+  h.update(as_bytes("mpotr-otp import one-time-chat v1"));
+  std::array<std::uint8_t, 8> nb{};
   for (int i = 0; i < 8; ++i) nb[i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
-  crypto_generichash_update(&h, nb, sizeof nb);
+  h.update(view(nb));
   SecretBytes chunk(kChunk);
   for (std::uint64_t off = 0; off < n;) {
     const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, n - off));
     MPOTR_CHECK(pread_all(in.get(), chunk.data(), len, off, store_path));
-    crypto_generichash_update(&h, chunk.data(), len);
+    h.update(ByteView(chunk.data(), len));
     off += len;
   }
-  crypto_generichash_final(&h, out.pad_id.data(), kPadIdSize);
+  out.pad_id = h.finish();
 
   // Roles: A is the smaller id (O-2); OTC's +1 party owns the low half, so mirror if it is not A.
   const Role role = uid < rid ? Role::A : Role::B;

@@ -5,7 +5,6 @@
 #include <cctype>
 #include <cstdlib>
 
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1232,7 +1231,7 @@ void PluginCore::command_secret(const std::string& out, cmd::Secret& s, TimeMs n
   // Whatever happens, the secret does not stay in this buffer.
   struct Wipe {
     std::string& text;
-    ~Wipe() { sodium_memzero(text.data(), text.size()); }
+    ~Wipe() { secure_zero(text.data(), text.size()); }
   } wipe{s.secret};
   Verification* ver = nullptr;
   for (auto& v : m_verifications) {

@@ -33,6 +33,8 @@ std::size_t data_wire_size(std::size_t members, std::size_t text_len);
 namespace names {
 // Primitives through the engine's crypto layer (mpotr::crypto): these are the floors.
 inline const std::string kSign = "crypto/ecdsa_sign";
+// The deterministic signer of the test/vector mode (DeterministicRng): what setup replays use.
+inline const std::string kSignReproducible = "crypto/ecdsa_sign_reproducible";
 inline const std::string kVerify = "crypto/ecdsa_verify";
 inline const std::string kEcdh = "crypto/ecdh";
 inline const std::string kKeygen = "crypto/keygen";

@@ -9,8 +9,6 @@
 #if defined(MPOTR_BENCH_OP_COUNTS)
 #include <openssl/bn.h>
 #include <openssl/ec.h>
-#include <openssl/ecdh.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #endif
 
@@ -28,7 +26,7 @@ OpCounts operator-(const OpCounts& a, const OpCounts& b) {
   d.decode = a.decode - b.decode;
   d.fixed_base_mul = a.fixed_base_mul - b.fixed_base_mul;
   d.other_mul = a.other_mul - b.other_mul;
-  d.modexp = a.modexp - b.modexp;
+  d.sign_reproducible = a.sign_reproducible - b.sign_reproducible;
   d.sha_oneshot = a.sha_oneshot - b.sha_oneshot;
   d.sha_init = a.sha_init - b.sha_init;
   d.sha_bytes = a.sha_bytes - b.sha_bytes;
@@ -37,7 +35,8 @@ OpCounts operator-(const OpCounts& a, const OpCounts& b) {
   d.md_ctx_new = a.md_ctx_new - b.md_ctx_new;
   d.cipher_ctx_new = a.cipher_ctx_new - b.cipher_ctx_new;
   d.bn_ctx_secure_new = a.bn_ctx_secure_new - b.bn_ctx_secure_new;
-  d.ec_key_new = a.ec_key_new - b.ec_key_new;
+  d.pkey_new = a.pkey_new - b.pkey_new;
+  d.pkey_ctx_new = a.pkey_ctx_new - b.pkey_ctx_new;
   return d;
 }
 
@@ -49,7 +48,7 @@ OpCounts operator+(const OpCounts& a, const OpCounts& b) {
   d.decode = a.decode + b.decode;
   d.fixed_base_mul = a.fixed_base_mul + b.fixed_base_mul;
   d.other_mul = a.other_mul + b.other_mul;
-  d.modexp = a.modexp + b.modexp;
+  d.sign_reproducible = a.sign_reproducible + b.sign_reproducible;
   d.sha_oneshot = a.sha_oneshot + b.sha_oneshot;
   d.sha_init = a.sha_init + b.sha_init;
   d.sha_bytes = a.sha_bytes + b.sha_bytes;
@@ -58,7 +57,8 @@ OpCounts operator+(const OpCounts& a, const OpCounts& b) {
   d.md_ctx_new = a.md_ctx_new + b.md_ctx_new;
   d.cipher_ctx_new = a.cipher_ctx_new + b.cipher_ctx_new;
   d.bn_ctx_secure_new = a.bn_ctx_secure_new + b.bn_ctx_secure_new;
-  d.ec_key_new = a.ec_key_new + b.ec_key_new;
+  d.pkey_new = a.pkey_new + b.pkey_new;
+  d.pkey_ctx_new = a.pkey_ctx_new + b.pkey_ctx_new;
   return d;
 }
 
@@ -83,12 +83,12 @@ using mpotr::bench::g_counts;
   extern "C" decltype(fn) __real_##fn; \
   extern "C" decltype(fn) __wrap_##fn
 
-MPOTR_BENCH_WRAP(ECDH_compute_key);
-MPOTR_BENCH_WRAP(ECDSA_do_verify);
-MPOTR_BENCH_WRAP(ECDSA_do_sign_ex);
+MPOTR_BENCH_WRAP(EVP_PKEY_derive);
+MPOTR_BENCH_WRAP(EVP_PKEY_verify);
+MPOTR_BENCH_WRAP(EVP_PKEY_sign);
+MPOTR_BENCH_WRAP(BN_mod_inverse);
 MPOTR_BENCH_WRAP(EC_POINT_oct2point);
 MPOTR_BENCH_WRAP(EC_POINT_mul);
-MPOTR_BENCH_WRAP(BN_mod_exp_mont_consttime);
 MPOTR_BENCH_WRAP(EVP_Digest);
 MPOTR_BENCH_WRAP(EVP_DigestInit_ex);
 MPOTR_BENCH_WRAP(EVP_DigestUpdate);
@@ -97,23 +97,36 @@ MPOTR_BENCH_WRAP(EVP_EncryptUpdate);
 MPOTR_BENCH_WRAP(EVP_CIPHER_CTX_new);
 MPOTR_BENCH_WRAP(EVP_MD_CTX_new);
 MPOTR_BENCH_WRAP(BN_CTX_secure_new);
-MPOTR_BENCH_WRAP(EC_KEY_new);
+MPOTR_BENCH_WRAP(EVP_PKEY_fromdata);
+MPOTR_BENCH_WRAP(EVP_PKEY_dup);
+MPOTR_BENCH_WRAP(EVP_PKEY_CTX_new_from_pkey);
 
-extern "C" int __wrap_ECDH_compute_key(void* out, size_t outlen, const EC_POINT* pub_key, const EC_KEY* ecdh,
-                                       void* (*kdf)(const void* in, size_t inlen, void* out, size_t* outlen)) {
-  ++g_counts.ecdh;
-  return __real_ECDH_compute_key(out, outlen, pub_key, ecdh, kdf);
+extern "C" int __wrap_EVP_PKEY_derive(EVP_PKEY_CTX* ctx, unsigned char* key, size_t* keylen) {
+  // A call with key == nullptr only asks for the length.
+  if (key != nullptr) {
+    ++g_counts.ecdh;
+  }
+  return __real_EVP_PKEY_derive(ctx, key, keylen);
 }
 
-extern "C" int __wrap_ECDSA_do_verify(const unsigned char* dgst, int dgst_len, const ECDSA_SIG* sig, EC_KEY* eckey) {
+extern "C" int __wrap_EVP_PKEY_verify(EVP_PKEY_CTX* ctx, const unsigned char* sig, size_t siglen,
+                                      const unsigned char* tbs, size_t tbslen) {
   ++g_counts.verify;
-  return __real_ECDSA_do_verify(dgst, dgst_len, sig, eckey);
+  return __real_EVP_PKEY_verify(ctx, sig, siglen, tbs, tbslen);
 }
 
-extern "C" ECDSA_SIG* __wrap_ECDSA_do_sign_ex(const unsigned char* dgst, int dgstlen, const BIGNUM* kinv,
-                                              const BIGNUM* rp, EC_KEY* eckey) {
+extern "C" int __wrap_EVP_PKEY_sign(EVP_PKEY_CTX* ctx, unsigned char* sig, size_t* siglen, const unsigned char* tbs,
+                                    size_t tbslen) {
+  if (sig != nullptr) {
+    ++g_counts.sign;
+  }
+  return __real_EVP_PKEY_sign(ctx, sig, siglen, tbs, tbslen);
+}
+
+extern "C" BIGNUM* __wrap_BN_mod_inverse(BIGNUM* ret, const BIGNUM* a, const BIGNUM* n, BN_CTX* ctx) {
   ++g_counts.sign;
-  return __real_ECDSA_do_sign_ex(dgst, dgstlen, kinv, rp, eckey);
+  ++g_counts.sign_reproducible;
+  return __real_BN_mod_inverse(ret, a, n, ctx);
 }
 
 extern "C" int __wrap_EC_POINT_oct2point(const EC_GROUP* group, EC_POINT* p, const unsigned char* buf, size_t len,
@@ -130,12 +143,6 @@ extern "C" int __wrap_EC_POINT_mul(const EC_GROUP* group, EC_POINT* r, const BIG
     ++g_counts.other_mul;
   }
   return __real_EC_POINT_mul(group, r, n, q, m, ctx);
-}
-
-extern "C" int __wrap_BN_mod_exp_mont_consttime(BIGNUM* rr, const BIGNUM* a, const BIGNUM* p, const BIGNUM* m,
-                                                BN_CTX* ctx, BN_MONT_CTX* in_mont) {
-  ++g_counts.modexp;
-  return __real_BN_mod_exp_mont_consttime(rr, a, p, m, ctx, in_mont);
 }
 
 extern "C" int __wrap_EVP_Digest(const void* data, size_t count, unsigned char* md, unsigned int* size,
@@ -182,9 +189,19 @@ extern "C" BN_CTX* __wrap_BN_CTX_secure_new() {
   return __real_BN_CTX_secure_new();
 }
 
-extern "C" EC_KEY* __wrap_EC_KEY_new() {
-  ++g_counts.ec_key_new;
-  return __real_EC_KEY_new();
+extern "C" int __wrap_EVP_PKEY_fromdata(EVP_PKEY_CTX* ctx, EVP_PKEY** ppkey, int selection, OSSL_PARAM params[]) {
+  ++g_counts.pkey_new;
+  return __real_EVP_PKEY_fromdata(ctx, ppkey, selection, params);
+}
+
+extern "C" EVP_PKEY* __wrap_EVP_PKEY_dup(EVP_PKEY* key) {
+  ++g_counts.pkey_new;
+  return __real_EVP_PKEY_dup(key);
+}
+
+extern "C" EVP_PKEY_CTX* __wrap_EVP_PKEY_CTX_new_from_pkey(OSSL_LIB_CTX* libctx, EVP_PKEY* pkey, const char* propquery) {
+  ++g_counts.pkey_ctx_new;
+  return __real_EVP_PKEY_CTX_new_from_pkey(libctx, pkey, propquery);
 }
 
 #endif  // MPOTR_BENCH_OP_COUNTS

@@ -9,13 +9,14 @@ namespace mpotr::bench {
 
 struct OpCounts {
   // public-key operations
-  std::uint64_t ecdh = 0;            // ECDH_compute_key
-  std::uint64_t verify = 0;          // ECDSA_do_verify
-  std::uint64_t sign = 0;            // ECDSA_do_sign_ex (the engine's sign: one per signature)
+  std::uint64_t ecdh = 0;            // EVP_PKEY_derive
+  std::uint64_t verify = 0;          // EVP_PKEY_verify
+  std::uint64_t sign = 0;            // signatures: EVP_PKEY_sign (production) + reproducible ones
+  std::uint64_t sign_reproducible = 0;  // BN_mod_inverse: the k⁻¹ of the deterministic (vector-mode)
+                                        // signer, one per signature it makes
   std::uint64_t decode = 0;          // EC_POINT_oct2point (PublicKey::from_point)
-  std::uint64_t fixed_base_mul = 0;  // EC_POINT_mul(n, nullptr, nullptr): keygen d·G and sign k·G
+  std::uint64_t fixed_base_mul = 0;  // EC_POINT_mul(n, nullptr, nullptr): keygen d·G and reproducible k·G
   std::uint64_t other_mul = 0;       // EC_POINT_mul with a variable base
-  std::uint64_t modexp = 0;          // BN_mod_exp_mont_consttime (the sign nonce inverse)
   // symmetric work
   std::uint64_t sha_oneshot = 0;     // EVP_Digest calls (crypto::sha256)
   std::uint64_t sha_init = 0;        // EVP_DigestInit_ex calls (Sha256, HMAC, HKDF)
@@ -26,10 +27,12 @@ struct OpCounts {
   std::uint64_t md_ctx_new = 0;      // EVP_MD_CTX_new
   std::uint64_t cipher_ctx_new = 0;  // EVP_CIPHER_CTX_new
   std::uint64_t bn_ctx_secure_new = 0;
-  std::uint64_t ec_key_new = 0;
+  std::uint64_t pkey_new = 0;        // EVP_PKEY_fromdata + EVP_PKEY_dup: EVP keys built (key imports)
+  std::uint64_t pkey_ctx_new = 0;    // EVP_PKEY_CTX_new_from_pkey: operation contexts not served from a cache
 
-  // keygens = fixed-base multiplications that were not a signature's k·G
-  std::uint64_t keygen() const { return fixed_base_mul >= sign ? fixed_base_mul - sign : 0; }
+  // OpenSSL's production signatures do their k·G inside libcrypto, unseen; the reproducible
+  // signer's k·G is one of ours. keygens = fixed-base multiplications that were not one of those.
+  std::uint64_t keygen() const { return fixed_base_mul >= sign_reproducible ? fixed_base_mul - sign_reproducible : 0; }
 };
 
 OpCounts operator-(const OpCounts& a, const OpCounts& b);

@@ -49,9 +49,22 @@ Bytes random_bytes(std::size_t n) {
 // --- mpotr::crypto -------------------------------------------------------------------------
 
 // The engine signs and draws keys from the host's rng; SystemRng is what a host uses, and the
-// send benchmark uses it too, so the sign floor and send_text pay for the same rng.
+// send benchmark uses it too, so the sign floor and send_text take the same (production,
+// EVP_PKEY_sign) path.
 void bm_sign(benchmark::State& state) {
   SystemRng rng;
+  const auto key = must(crypto::PrivateKey::generate(rng), "keygen");
+  const Hash32 digest = rng.array<32>();
+  for (auto _ : state) {
+    auto sig = key.sign_digest(digest, rng);
+    benchmark::DoNotOptimize(sig);
+  }
+}
+
+// The reproducible signer (DeterministicRng): the engine setup replays of engine_bench.cpp sign
+// this way, since they must regenerate byte-identical messages. For information; no floor uses it.
+void bm_sign_reproducible(benchmark::State& state) {
+  DeterministicRng rng(1);
   const auto key = must(crypto::PrivateKey::generate(rng), "keygen");
   const Hash32 digest = rng.array<32>();
   for (auto _ : state) {
@@ -253,6 +266,7 @@ void bm_raw_sha(benchmark::State& state, std::size_t len) {
 
 void register_primitives() {
   benchmark::RegisterBenchmark(names::kSign.c_str(), bm_sign);
+  benchmark::RegisterBenchmark(names::kSignReproducible.c_str(), bm_sign_reproducible);
   benchmark::RegisterBenchmark(names::kVerify.c_str(), bm_verify);
   benchmark::RegisterBenchmark(names::kEcdh.c_str(), bm_ecdh);
   benchmark::RegisterBenchmark(names::kKeygen.c_str(), bm_keygen);

@@ -113,12 +113,12 @@ nlohmann::json ops_json(const OpCounts& c) {
   return {{"keygen", c.keygen()},          {"sign", c.sign},
           {"verify", c.verify},            {"ecdh", c.ecdh},
           {"point_decode", c.decode},      {"fixed_base_mul", c.fixed_base_mul},
-          {"variable_base_mul", c.other_mul}, {"sign_nonce_modexp", c.modexp},
+          {"variable_base_mul", c.other_mul}, {"sign_reproducible", c.sign_reproducible},
           {"sha256_oneshot", c.sha_oneshot}, {"sha256_init", c.sha_init},
           {"sha256_bytes", c.sha_bytes},   {"aes_init", c.aes_init},
           {"aes_bytes", c.aes_bytes},      {"evp_md_ctx_new", c.md_ctx_new},
           {"evp_cipher_ctx_new", c.cipher_ctx_new}, {"bn_ctx_secure_new", c.bn_ctx_secure_new},
-          {"ec_key_new", c.ec_key_new}};
+          {"evp_pkey_new", c.pkey_new},    {"evp_pkey_ctx_new", c.pkey_ctx_new}};
 }
 
 }  // namespace
@@ -184,6 +184,7 @@ std::vector<Row> build_rows(const std::map<std::string, Measurement>& results, c
   };
   const std::vector<Prim> prims = {
       {"primitive: ECDSA P-256 sign", names::kSign, names::kRawSign},
+      {"primitive: ECDSA P-256 sign, vector mode", names::kSignReproducible, names::kRawSign},
       {"primitive: ECDSA P-256 verify", names::kVerify, names::kRawVerify},
       {"primitive: ECDH P-256", names::kEcdh, names::kRawEcdh},
       {"primitive: keygen (d·G)", names::kKeygen, names::kRawKeygen},
@@ -346,8 +347,8 @@ void print_setup_ops(std::ostream& out) {
     return;
   }
   out << "| n | keygen | sign | verify | ECDH | point decode | SHA-256 inits | SHA-256 bytes | EVP_MD_CTX_new |"
-         " EC_KEY_new | payloads in | bytes in | room CPU (all members) |\n";
-  out << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+         " EVP_PKEY built | EVP_PKEY_CTX new | payloads in | bytes in | room CPU (all members) |\n";
+  out << "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& [n, info] : setup_infos()) {
     const SetupCounts e = expected_setup_counts(n);
     auto cell = [](std::uint64_t got, double want) {
@@ -360,8 +361,8 @@ void print_setup_ops(std::ostream& out) {
     const OpCounts& c = info.ops;
     out << "| " << n << " | " << cell(c.keygen(), e.keygen) << " | " << cell(c.sign, e.sign) << " | "
         << cell(c.verify, e.verify) << " | " << cell(c.ecdh, e.ecdh) << " | " << cell(c.decode, e.decode) << " | "
-        << c.sha_init + c.sha_oneshot << " | " << c.sha_bytes << " | " << c.md_ctx_new << " | " << c.ec_key_new
-        << " | " << info.messages << " | " << info.bytes << " | " << fmt(info.room_cpu_seconds, 2) << " s |\n";
+        << c.sha_init + c.sha_oneshot << " | " << c.sha_bytes << " | " << c.md_ctx_new << " | " << c.pkey_new
+        << " | " << c.pkey_ctx_new << " | " << info.messages << " | " << info.bytes << " | " << fmt(info.room_cpu_seconds, 2) << " s |\n";
   }
 }
 
@@ -407,8 +408,8 @@ void print_setup_breakdown(std::ostream& out, const std::map<std::string, Measur
   out << "\n## setup breakdown, n=" << info.n << ": member 0's engine calls by kind (best of 3 untimed replays,"
       << " " << fmt(milli(total), 3) << " ms in all; floor " << fmt(milli(total_floor), 3) << " ms)\n\n";
   out << "| part | calls | measured | floor | excess | share of excess | SHA-256 inits | SHA-256 bytes |"
-         " EVP_MD_CTX_new | EC_KEY_new |\n";
-  out << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+         " EVP_MD_CTX_new | EVP_PKEY built | EVP_PKEY_CTX new |\n";
+  out << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   const double excess_all = total - total_floor;
   for (const auto& p : info.parts) {
     const auto fl = part_floor(p, f);
@@ -417,7 +418,7 @@ void print_setup_breakdown(std::ostream& out, const std::map<std::string, Measur
         << (fl ? fmt(milli(*fl), 3) + " ms" : "—") << " | " << fmt(milli(excess), 3) << " ms | "
         << (excess_all > 0 ? fmt(100 * excess / excess_all, 0) + " %" : "—") << " | "
         << p.ops.sha_init + p.ops.sha_oneshot << " | " << p.ops.sha_bytes << " | " << p.ops.md_ctx_new << " | "
-        << p.ops.ec_key_new << " |\n";
+        << p.ops.pkey_new << " | " << p.ops.pkey_ctx_new << " |\n";
   }
 }
 
@@ -427,12 +428,12 @@ void print_chat_ops(std::ostream& out) {
   }
   out << "\n## chat: operations of one call\n\n";
   out << "| call | sign | verify | SHA-256 inits | SHA-256 bytes | AES bytes | EVP_MD_CTX_new | EVP_CIPHER_CTX_new |"
-         " BN_CTX_secure_new | nonce modexp |\n";
+         " BN_CTX_secure_new | EVP_PKEY_CTX new |\n";
   out << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& [name, c] : chat_ops()) {
     out << "| " << name << " | " << c.sign << " | " << c.verify << " | " << c.sha_init + c.sha_oneshot << " | "
         << c.sha_bytes << " | " << c.aes_bytes << " | " << c.md_ctx_new << " | " << c.cipher_ctx_new << " | "
-        << c.bn_ctx_secure_new << " | " << c.modexp << " |\n";
+        << c.bn_ctx_secure_new << " | " << c.pkey_ctx_new << " |\n";
   }
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// P-256 keys, ECDSA (hedged nonces) and ECDH.
+// P-256 keys, ECDSA (production through OpenSSL; the hedged deterministic nonce with a
+// reproducible rng) and ECDH.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -29,7 +30,8 @@ constexpr std::string_view kGeneratorHex =
     "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
     "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
 
-// An rng that always returns 00 01 02 …: stands in for a stuck or broken rng.
+// An rng that always returns 00 01 02 …: stands in for a stuck or broken rng in the
+// reproducible (vector) signing mode, which it opts into.
 class CountingRng final : public Rng {
  public:
   void fill(std::uint8_t* out, std::size_t len) override {
@@ -37,6 +39,31 @@ class CountingRng final : public Rng {
       out[i] = static_cast<std::uint8_t>(i);
     }
   }
+  bool reproducible() const noexcept override { return true; }
+};
+
+// A host-like (not reproducible) rng that is completely broken: every byte is zero. It counts
+// what is asked of it, so a test can tell whether signing drew from it at all.
+class ZeroRng final : public Rng {
+ public:
+  void fill(std::uint8_t* out, std::size_t len) override {
+    ++calls;
+    std::fill_n(out, len, std::uint8_t{0});
+  }
+  int calls = 0;
+};
+
+// The CountingRng stream without the reproducible() opt-in: what a host's rng would be if it
+// were stuck on the same output.
+class StuckHostRng final : public Rng {
+ public:
+  void fill(std::uint8_t* out, std::size_t len) override {
+    ++calls;
+    for (std::size_t i = 0; i < len; ++i) {
+      out[i] = static_cast<std::uint8_t>(i);
+    }
+  }
+  int calls = 0;
 };
 
 Signature sign_ok(const PrivateKey& key, const Hash32& digest, Rng& rng) {
@@ -186,6 +213,77 @@ TEST_CASE("hedged nonce with a stuck rng", "[crypto]") {
   const Signature s2 = sign_ok(key, d2, stuck);
   CHECK_FALSE(std::equal(s1.begin(), s1.begin() + 32, s2.begin()));
   CHECK(key.public_key().verify_digest(d2, view(s2)));
+}
+
+TEST_CASE("only reproducible rngs select the deterministic signer", "[crypto]") {
+  CHECK_FALSE(SystemRng{}.reproducible());
+  CHECK(DeterministicRng(1).reproducible());
+  CHECK_FALSE(ZeroRng{}.reproducible());  // the default of class Rng
+}
+
+TEST_CASE("production signatures: randomised, valid, tamper-evident", "[crypto]") {
+  SystemRng rng;
+  auto key = PrivateKey::generate(rng);
+  REQUIRE(key.ok());
+  const PublicKey& pub = key->public_key();
+  const Hash32 digest = sha256(as_bytes("production"));
+  const Signature a = sign_ok(*key, digest, rng);
+  const Signature b = sign_ok(*key, digest, rng);
+  CHECK(pub.verify_digest(digest, view(a)));
+  CHECK(pub.verify_digest(digest, view(b)));
+  // A fresh nonce per signature: one digest, two different r (so two different k).
+  CHECK_FALSE(std::equal(a.begin(), a.begin() + 32, b.begin()));
+  // Verifies under its own public key only, also as re-imported from the point.
+  auto reparsed = PublicKey::from_point(view(pub.point()));
+  REQUIRE(reparsed.ok());
+  CHECK(reparsed->verify_digest(digest, view(a)));
+  auto other = PrivateKey::generate(rng);
+  REQUIRE(other.ok());
+  CHECK_FALSE(other->public_key().verify_digest(digest, view(a)));
+  // Any flipped bit of the digest or of r ‖ s is rejected.
+  for (std::size_t bit : {0u, 31u, 128u, 255u}) {
+    Hash32 d = digest;
+    d[bit / 8] ^= static_cast<std::uint8_t>(1U << (bit % 8));
+    CHECK_FALSE(pub.verify_digest(d, view(a)));
+  }
+  for (std::size_t bit : {0u, 100u, 255u, 256u, 400u, 511u}) {
+    Signature t = a;
+    t[bit / 8] ^= static_cast<std::uint8_t>(1U << (bit % 8));
+    INFO("flipped signature bit " << bit);
+    CHECK_FALSE(pub.verify_digest(digest, view(t)));
+  }
+}
+
+TEST_CASE("production signing never takes the deterministic path", "[crypto]") {
+  // The deterministic signer would give one fixed signature for a fixed (key, digest, rng
+  // stream), and it draws 32 bytes per signature. With a host rng (reproducible() false) neither
+  // may happen, however broken the rng: OpenSSL makes the nonce, and the rng is not touched.
+  const PrivateKey key = key_from_hex("c7a071e8de39c5749eec43d6852646d139020cf53c108f4bbba64e3c2d119cab");
+  const Hash32 digest = sha256(as_bytes("mpotr"));
+
+  ZeroRng zeros;
+  const Signature z1 = sign_ok(key, digest, zeros);
+  const Signature z2 = sign_ok(key, digest, zeros);
+  CHECK(zeros.calls == 0);
+  CHECK(z1 != z2);
+  CHECK(key.public_key().verify_digest(digest, view(z1)));
+  CHECK(key.public_key().verify_digest(digest, view(z2)));
+
+  // The same stream as the known answer of "hedged nonce with a stuck rng", without the opt-in:
+  // not that signature, and nothing drawn.
+  StuckHostRng stuck;
+  const Signature s = sign_ok(key, digest, stuck);
+  CHECK(stuck.calls == 0);
+  CHECK(to_hex(view(s)) !=
+        "950d7a33645e8ffe195c940ce136fb2d87415075dd456ea25850a7a1df847396"
+        "9fa450ff4ba1c2cdff56917a3e3272efbae08b31263ee90bc417321ef3f837d9");
+  CHECK(key.public_key().verify_digest(digest, view(s)));
+
+  // And the opt-in does select it: one 32-byte draw per signature, the known answer.
+  CountingRng reproducible;
+  CHECK(to_hex(view(sign_ok(key, digest, reproducible))) ==
+        "950d7a33645e8ffe195c940ce136fb2d87415075dd456ea25850a7a1df847396"
+        "9fa450ff4ba1c2cdff56917a3e3272efbae08b31263ee90bc417321ef3f837d9");
 }
 
 TEST_CASE("signatures are pinned across many keys and digests", "[crypto]") {
@@ -362,6 +460,52 @@ TEST_CASE("key objects are safe to share across threads", "[crypto]") {
         auto sig = shared_key.sign_digest(digest, rng);
         auto secret = shared_key.ecdh(peer_pub);
         if (!sig.ok() || !shared_pub.verify_digest(digest, view(*sig)) || !secret.ok() || !(*secret == expected)) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  CHECK(failures.load() == 0);
+}
+
+TEST_CASE("production signing, verification and ECDH from many threads on one key", "[crypto]") {
+  // One key object, its cached OpenSSL contexts contended: a thread that finds a cached context
+  // lent out works on a fresh one, and every result stays right.
+  SystemRng seed_rng;
+  auto key = PrivateKey::generate(seed_rng);
+  REQUIRE(key.ok());
+  auto peer = PrivateKey::generate(seed_rng);
+  REQUIRE(peer.ok());
+  auto expected_shared = peer->ecdh(key->public_key());
+  REQUIRE(expected_shared.ok());
+  const SecretBytes expected = *expected_shared;
+  const PrivateKey shared_key = *key;
+  const PublicKey shared_pub = key->public_key();
+  const PublicKey peer_pub = peer->public_key();
+
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      SystemRng rng;
+      for (int i = 0; i < 25; ++i) {
+        const Hash32 digest = sha256(as_bytes(std::to_string(t * 1000 + i)));
+        auto sig = shared_key.sign_digest(digest, rng);
+        auto secret = shared_key.ecdh(peer_pub);
+        Hash32 other = digest;
+        other[0] ^= 1;
+        if (!sig.ok() || !shared_pub.verify_digest(digest, view(*sig)) ||
+            shared_pub.verify_digest(other, view(*sig)) || !secret.ok() || !(*secret == expected)) {
+          failures.fetch_add(1);
+        }
+        // Key imports copy process-wide OpenSSL objects: do them concurrently too.
+        auto fresh = PrivateKey::generate(rng);
+        auto reimported = PublicKey::from_point(view(shared_pub.point()));
+        if (!fresh.ok() || !reimported.ok() || !reimported->verify_digest(digest, view(*sig)) ||
+            !fresh->ecdh(peer_pub).ok()) {
           failures.fetch_add(1);
         }
       }
