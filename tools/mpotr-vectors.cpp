@@ -1568,7 +1568,9 @@ std::string describe_change(const nlohmann::json& have, const nlohmann::json& wa
 }
 
 int generate(const std::filesystem::path& dir) {
-  std::filesystem::create_directories(dir);
+  // Every file is generated (and self-checked) before any is written: a failed check leaves the
+  // directory as it was, never half regenerated.
+  std::vector<std::string> rendered;
   for (const auto& f : kFiles) {
     auto doc = f.generate();
     if (!doc.ok()) {
@@ -1576,9 +1578,13 @@ int generate(const std::filesystem::path& dir) {
                 << "\n";
       return 2;
     }
-    const std::filesystem::path path = dir / f.name;
+    rendered.push_back(render(*doc));
+  }
+  std::filesystem::create_directories(dir);
+  for (std::size_t i = 0; i < rendered.size(); ++i) {
+    const std::filesystem::path path = dir / kFiles[i].name;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << render(*doc);
+    out << rendered[i];
     out.close();
     if (!out) {
       std::cerr << "mpotr-vectors: cannot write " << path << "\n";
