@@ -5,8 +5,9 @@
 //   2. isolated: each member alone, fed only the recorded payloads, reproduces its own
 //      broadcasts and events (the vectors by themselves reproduce the conversation);
 //   3. the recorded payloads agree with the key schedule (session id, signatures, hash chains,
-//      view and transcript digests, key reveals), without any engine;
-//   4. the derived ephemeral values recompute every MAC, pad, group key and ciphertext.
+//      view, transcript and end digests, key reveals), without any engine;
+//   4. the derived ephemeral values recompute every commitment, DAKE key (from both sides), DAKE
+//      MAC, pad, group key, group MAC and ciphertext.
 #include <memory>
 #include <optional>
 #include <variant>
@@ -85,7 +86,8 @@ Json event_json(const Event& e, std::size_t step, const Json& trigger) {
   j["step"] = step;
   j["trigger"] = trigger;
   j["kind"] = std::string(to_string(e.kind));
-  if (e.kind == EventKind::SetupFailed || e.kind == EventKind::SetupTimeout || e.kind == EventKind::Rejected) {
+  if (e.kind == EventKind::SetupFailed || e.kind == EventKind::SetupTimeout || e.kind == EventKind::Rejected ||
+      e.kind == EventKind::Refusing || e.kind == EventKind::MemberExcluded) {
     j["code"] = std::string(to_string(e.code));
   }
   if (!e.nick.empty()) {
@@ -273,7 +275,23 @@ struct Transcript {
   std::vector<std::pair<std::size_t, codec::Data>> entries;  // (sender, entry) in relay order
   std::vector<std::pair<std::size_t, Bytes>> entry_payloads;
   std::size_t heartbeats = 0;
+  // Every End: sender, and the digests it binds, as held when it was relayed (the room is FIFO,
+  // so a member's End comes after every Digest it compared).
+  struct EndSeen {
+    std::size_t sender = 0;
+    codec::End end;
+    std::vector<std::optional<Hash32>> digests_before;
+  };
+  std::vector<EndSeen> ends;
+  // Every message with a group MAC: (MAC'd part, MAC).
+  std::vector<std::pair<Bytes, codec::Mac>> macs;
 };
+
+template <class M>
+void note_mac(Transcript& t, const M& m, const Bytes& payload, const codec::Decoded& d) {
+  CHECK(d.mac_len + codec::kMacLen == d.signed_len);
+  t.macs.emplace_back(Bytes(payload.begin(), payload.begin() + static_cast<std::ptrdiff_t>(d.mac_len)), m.mac);
+}
 
 Transcript parse_transcript() {
   const std::size_t n = member_nicks().size();
@@ -305,15 +323,26 @@ Transcript parse_transcript() {
       t.attests[i] = *a;
     } else if (const auto* e = std::get_if<codec::Data>(&d.message)) {
       CHECK(e->sender == i);
+      note_mac(t, *e, b.payload, d);
       t.entries.emplace_back(i, *e);
       t.entry_payloads.emplace_back(d.signed_len, b.payload);
       t.heartbeats += e->type == codec::MessageType::Heartbeat ? 1 : 0;
     } else if (const auto* s = std::get_if<codec::Shutdown>(&d.message)) {
       CHECK(s->sender == i);
+      note_mac(t, *s, b.payload, d);
       t.final_counts[i] = s->final_count;
+    } else if (const auto* q = std::get_if<codec::Quit>(&d.message)) {
+      CHECK(q->sender == i);
+      note_mac(t, *q, b.payload, d);
+      t.final_counts[i] = q->final_count;
     } else if (const auto* g = std::get_if<codec::Digest>(&d.message)) {
       CHECK(g->sender == i);
+      note_mac(t, *g, b.payload, d);
       t.digests[i] = g->transcript_digest;
+    } else if (const auto* en = std::get_if<codec::End>(&d.message)) {
+      CHECK(en->sender == i);
+      note_mac(t, *en, b.payload, d);
+      t.ends.push_back(Transcript::EndSeen{i, *en, t.digests});
     } else if (const auto* r = std::get_if<codec::KeyReveal>(&d.message)) {
       CHECK(r->sender == i);
       t.reveals[i] = r->private_key;
@@ -328,6 +357,14 @@ Transcript parse_transcript() {
     REQUIRE(t.reveals[i].has_value());
   }
   return t;
+}
+
+std::vector<std::string> hashes_hex(const std::vector<Hash32>& hashes) {
+  std::vector<std::string> out;
+  for (const auto& h : hashes) {
+    out.push_back(hex(h));
+  }
+  return out;
 }
 
 }  // namespace
@@ -474,6 +511,37 @@ TEST_CASE("session vectors: the recorded payloads agree with the key schedule", 
     CHECK(hex(*t.digests[s]) == str(expected.at("final_transcript_digests").at(nicks[s])));
   }
 
+  // Every End binds, over its present set, the digests relayed before it (§5.14); in this
+  // consistent session all three hold all three.
+  REQUIRE(t.ends.size() == n);
+  for (const auto& seen : t.ends) {
+    INFO("end of " << nicks[seen.sender]);
+    CHECK(seen.end.present.bound() <= n);
+    std::vector<std::optional<Hash32>> bound(n);
+    for (std::size_t m = 0; m < n; ++m) {
+      if (seen.end.present.test(m)) {
+        REQUIRE(seen.digests_before[m].has_value());
+        bound[m] = seen.digests_before[m];
+      }
+    }
+    CHECK(ks::end_digest(bound) == seen.end.digests_hash);
+    CHECK(hex(seen.end.present.bits) == str(expected.at("end_present")));
+    CHECK(hex(seen.end.digests_hash) == str(expected.at("end_digest")));
+  }
+
+  // R-SD-15: a member reveals its key only after every other member's End is in.
+  std::vector<std::optional<std::size_t>> end_at(n);
+  for (const auto& b : recorded_broadcasts()) {
+    if (b.type == "end") {
+      end_at[member_index(b.from)] = b.index;
+    } else if (b.type == "key_reveal") {
+      INFO("key reveal of " << b.from << " at broadcast " << b.index);
+      for (std::size_t m = 0; m < n; ++m) {
+        CHECK((m == member_index(b.from) || (end_at[m] && *end_at[m] < b.index)));
+      }
+    }
+  }
+
   // Key reveals publish the signing keys, and every other member reports exactly that scalar.
   for (std::size_t s = 0; s < n; ++s) {
     INFO("key reveal of " << nicks[s]);
@@ -542,11 +610,16 @@ TEST_CASE("session vectors: the derived secrets recompute the setup and decrypt 
     CHECK(hex(*t.reveals[i]) == hex(eph[i].signing.scalar()));
   }
 
-  // Each recipient's MAC verifies and its pad recovers the sender's secret.
+  // Each pair as both ends compute it: j made K_{j→i} with a_j and e_j, i checks it with e_i
+  // alone; the MAC verifies, the pad recovers j's secret, and the secret opens j's commitment.
   int pairs = 0;
   std::vector<SecretBytes> secrets;
+  const Json& pair_values = derived.at("pairs");
   for (std::size_t j = 0; j < n; ++j) {
     secrets.push_back(eph[j].secret);
+    const Json& e = derived.at("ephemeral")[j];
+    CHECK(hex(t.shares[j].commit) == str(e.at("commit")));
+    CHECK(ks::commit(sid, static_cast<std::uint8_t>(j), eph[j].secret) == t.shares[j].commit);
     std::size_t slot = 0;
     for (std::size_t i = 0; i < n; ++i) {
       if (i == j) {
@@ -556,23 +629,43 @@ TEST_CASE("session vectors: the derived secrets recompute the setup and decrypt 
       const auto j8 = static_cast<std::uint8_t>(j);
       const auto i8 = static_cast<std::uint8_t>(i);
       const codec::PairShare& share = t.shares[j].shares.at(slot++);
-      // The recipient's view: its identity and DH keys with the sender's public keys.
-      const auto keys = must(ks::pairwise_keys_for(sid, i8, j8, eph[i].identity, eph[i].dh,
-                                                   eph[j].identity.public_key(), eph[j].dh.public_key()));
-      const SecretBytes& mac_in = j < i ? keys.mac_low_to_high : keys.mac_high_to_low;
-      CHECK(ks::dake_mac(mac_in, sid, j8, i8, t.offers[j].signing_key, t.offers[j].dh_key, t.shares[j].elgamal_r) ==
-            share.mac);
+      REQUIRE(static_cast<std::size_t>(pairs) < pair_values.size());
+      const Json& pv = pair_values[static_cast<std::size_t>(pairs)];
+      CHECK(str(pv.at("from")) == nicks[j]);
+      CHECK(str(pv.at("to")) == nicks[i]);
+
+      const SecretBytes dh_a = must(eph[j].identity.ecdh(eph[i].dh.public_key()));
+      const SecretBytes dh_e = must(eph[j].dh.ecdh(eph[i].dh.public_key()));
+      CHECK(hex(dh_a) == str(pv.at("dh_a_from_e_to")));
+      CHECK(hex(dh_e) == str(pv.at("dh_e_from_e_to")));
+      CHECK(must(eph[i].dh.ecdh(eph[j].identity.public_key())) == dh_a);
+      CHECK(must(eph[i].dh.ecdh(eph[j].dh.public_key())) == dh_e);
+      const auto key_to = must(ks::dake_key_to(sid, j8, i8, eph[j].identity, eph[j].dh, eph[i].dh.public_key()));
+      const auto key_from =
+          must(ks::dake_key_from(sid, j8, i8, eph[i].dh, eph[j].identity.public_key(), eph[j].dh.public_key()));
+      CHECK(hex(key_to) == str(pv.at("dake_key")));
+      CHECK(hex(key_from) == str(pv.at("dake_key")));
+      const Hash32 mac =
+          ks::dake_mac(key_from, sid, j8, i8, t.offers[j].signing_key, t.offers[j].dh_key, t.shares[j].elgamal_r);
+      CHECK(mac == share.mac);
+      CHECK(hex(mac) == str(pv.at("dake_mac")));
+
       const SecretBytes shared = must(eph[i].dh.ecdh(eph[j].elgamal_r.public_key()));
+      CHECK(must(eph[j].elgamal_r.ecdh(eph[i].dh.public_key())) == shared);
+      CHECK(hex(shared) == str(pv.at("elgamal_shared")));
       const SecretBytes pad = must(ks::elgamal_pad(sid, j8, i8, shared, t.shares[j].elgamal_r, t.offers[i].dh_key));
-      Bytes recovered(32);
+      CHECK(hex(pad) == str(pv.at("pad")));
+      SecretBytes recovered(32);
       for (std::size_t b = 0; b < 32; ++b) {
-        recovered[b] = static_cast<std::uint8_t>(share.secret_ct[b] ^ pad.data()[b]);
+        recovered.data()[b] = static_cast<std::uint8_t>(share.secret_ct[b] ^ pad.data()[b]);
       }
       CHECK(hex(recovered) == hex(eph[j].secret));
+      CHECK(ks::commit(sid, j8, recovered) == t.shares[j].commit);
       ++pairs;
     }
   }
   REQUIRE(pairs == 6);
+  CHECK(pair_values.size() == 6);
 
   const SecretBytes group = ks::group_secret(sid, secrets);
   CHECK(hex(group) == str(derived.at("group_secret")));
@@ -583,6 +676,49 @@ TEST_CASE("session vectors: the derived secrets recompute the setup and decrypt 
   for (std::size_t i = 0; i < n; ++i) {
     CHECK(t.attests[i].key_confirm == kc);
   }
+
+  // Every entry and shutdown message carries HMAC(K_auth, its bytes before the MAC).
+  const SecretBytes auth = must(ks::auth_key(group));
+  CHECK(hex(auth) == str(derived.at("auth_key")));
+  for (const auto& [mac_part, mac] : t.macs) {
+    INFO("MAC'd part " << to_hex(view(mac_part)).substr(0, 40));
+    CHECK(ks::message_mac(auth, view(mac_part)) == mac);
+  }
+  REQUIRE(t.macs.size() >= 15);
+
+  // The entries' ids, chain values, views and counter blocks.
+  const Json& entries = derived.at("entries");
+  REQUIRE(entries.size() == t.entries.size());
+  std::vector<Hash32> chain_ends;
+  for (std::size_t s = 0; s < n; ++s) {
+    chain_ends.push_back(ks::chain_start(sid, static_cast<std::uint8_t>(s)));
+  }
+  for (std::size_t e = 0; e < t.entries.size(); ++e) {
+    const auto& [i, entry] = t.entries[e];
+    const auto& [signed_len, payload] = t.entry_payloads[e];
+    INFO("entry " << entry.seq << " of " << nicks[i]);
+    const Json& want = entries[e];
+    CHECK(str(want.at("from")) == nicks[i]);
+    CHECK(want.at("seq").get<std::uint32_t>() == entry.seq);
+    CHECK(str(want.at("type")) == std::string(codec::to_string(entry.type)));
+    const Hash32 id = ks::signed_digest(sid, ByteView(payload).first(signed_len));
+    CHECK(hex(id) == str(want.at("message_id")));
+    chain_ends[i] = ks::chain_next(chain_ends[i], id);
+    CHECK(hex(chain_ends[i]) == str(want.at("chain")));
+    std::vector<std::uint32_t> counts;
+    std::size_t a = 0;
+    for (std::size_t m = 0; m < n; ++m) {
+      counts.push_back(m == i ? entry.seq - 1 : entry.acks.at(a++));
+    }
+    CHECK(Json(counts) == want.at("view_counts"));
+    // Chat entries list their counter block IV(sender, seq); heartbeats have no ciphertext.
+    CHECK(want.contains("iv") == (entry.type == codec::MessageType::Data));
+    if (want.contains("iv")) {
+      const auto key = must(ks::sender_key(group, static_cast<std::uint8_t>(i)));
+      CHECK(str(want.at("iv")) == hex(ks::message_iv(key, entry.seq)));
+    }
+  }
+  CHECK(Json(hashes_hex(chain_ends)) == derived.at("closing_chains"));
 
   std::vector<ks::SenderKey> sender_keys;
   for (std::size_t s = 0; s < n; ++s) {
