@@ -61,7 +61,8 @@ std::string_view to_string(EventKind kind) noexcept;
 
 struct Event {
   EventKind kind{};
-  ErrorCode code = ErrorCode::Internal;  // meaningful for SetupFailed / SetupTimeout
+  ErrorCode code = ErrorCode::Internal;  // meaningful for SetupFailed, SetupTimeout, Rejected, Refusing,
+                                         // MemberExcluded
   std::string nick;
   std::string by;                         // Confirmed: the confirming member; Gap/MessageLost: the member
                                           // whose acknowledgement alone claims the entries exist;

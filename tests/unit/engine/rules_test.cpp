@@ -2426,7 +2426,7 @@ TEST_CASE("R-SD-7 a complete shutdown checks transcripts, publishes keys and clo
   }
   REQUIRE(room.events_of(bob, EventKind::ReadyToLeave).size() == 1);
   REQUIRE(room.events_of(alice, EventKind::SessionClosed).size() == 1);
-  // §5.8: the digest everyone sent, recomputed from the spec (nobody wrote anything).
+  // §5.13: the digest everyone sent, recomputed from the spec (nobody wrote anything).
   const auto dg = decode_as<codec::Digest>(sent_by(room, "alice", MessageType::Digest).at(0));
   Bytes t = spec::cat({spec::txt("mpotr-v2 transcript")});
   for (std::uint8_t m = 0; m < 3; ++m) {
