@@ -4,12 +4,15 @@
 //   1. a presence lie plus dropped shutdown traffic, to make members publish their keys while
 //      one of them still accepts entries, then a rewritten entry signed with a published key;
 //   2. a flood of forged restart offers in a member's name;
+//   4. numbers no receiver accepts (an ack, a sequence number, a final count of 2^32 − 1);
 //   6. a member that sends one member a bad DAKE MAC (cheater identification);
 //   7. a member that refuses another (block): the room must not stall.
 #include <catch2/catch.hpp>
 
 #include "mpotr/engine/key_schedule.h"
+#include "mpotr/limits.h"
 #include "sim/scenario.h"
+#include "support/alloc_counter.h"
 
 using namespace mpotr;
 using namespace mpotr::sim;
@@ -136,6 +139,66 @@ TEST_CASE("sim: attack 2, a flood of forged restart offers closes nothing and bl
   }
   CHECK(lines == 20);
   CHECK(adv.violations().empty());
+}
+
+TEST_CASE("sim: attack 4, a claim of 2^32 - 1 entries costs a receiver no more than a normal message", "[sim][hostile]") {
+  Room room(3, 905);
+  Adversary adv(room, 35);
+  room.set_rosters();
+  adv.run();
+  REQUIRE(converged(room));
+  auto& alice = room.by_nick("alice");
+  // carol's next entries reach alice with an absurd number in them; the genuine copy follows.
+  // (Decoding rejects them before any key is used, so this is what a hostile member or the
+  // server costs alike; a member's signed claim of 2^20 entries is rule R-GEN-3.)
+  std::vector<std::function<void(codec::Data&)>> absurd{
+      [](codec::Data& d) { d.acks.at(0) = 0xffffffffu; },
+      [](codec::Data& d) { d.seq = 0xffffffffu; },
+  };
+  std::size_t normal = 0;
+  for (std::size_t i = 0; i < absurd.size(); ++i) {
+    CAPTURE(i);
+    send(adv, "carol", "line " + std::to_string(i));
+    const Bytes genuine = last_broadcast(room, "carol");
+    auto d = decode_as<codec::Data>(genuine);
+    absurd[i](d);
+    const Bytes forged = codec::encode(d);
+    std::size_t cost = 0;
+    {
+      test::AllocationScope scope;
+      auto r = alice.engine->receive("carol", view(forged), room.now(), *alice.rng);
+      cost = scope.bytes();
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::DecodeBadValue);
+    }
+    {
+      std::optional<Result<Output>> r;
+      {
+        test::AllocationScope scope;
+        r.emplace(alice.engine->receive("carol", view(genuine), room.now(), *alice.rng));
+        normal = scope.bytes();
+      }
+      REQUIRE(r->ok());
+      room.absorb(alice, std::move(*r));
+    }
+    INFO("absurd claim " << cost << " B, normal entry " << normal << " B");
+    CHECK(cost <= normal);
+    adv.run();
+  }
+  // A Shutdown whose final count no receiver accepts: one rejection, and the session goes on.
+  codec::Shutdown sd;
+  const Hash32 sid = last_sid(alice);
+  std::copy_n(sid.begin(), sd.session_tag.size(), sd.session_tag.begin());
+  sd.sender = 2;  // carol
+  sd.final_count = 0xffffffffu;
+  auto r = alice.engine->receive("carol", view(codec::encode(sd)), room.now(), *alice.rng);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::DecodeBadValue);
+  // Nothing was counted as lost, and the gap timeout later costs nothing either.
+  adv.settle(kDefaultGapTimeoutMs * 2);
+  CHECK(events_of(alice, EventKind::MessageLost).empty());
+  CHECK(texts_from(alice, "carol") == std::vector<std::string>{"line 0", "line 1"});
+  CHECK(alice.engine->phase() == Phase::Established);
 }
 
 TEST_CASE("sim: cheater identification, a bad MAC to one member gets its sender left out", "[sim][hostile][setup]") {
