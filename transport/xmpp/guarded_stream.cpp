@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 #include <system_error>
 
 #include "tls_client.h"
@@ -81,6 +83,10 @@ Result<std::unique_ptr<GuardedStream>> GuardedStream::open(GuardConfig config) {
 }
 
 Result<std::unique_ptr<GuardedStream>> GuardedStream::open(GuardConfig config, std::vector<SocketAddress> addresses) {
+  // OpenSSL writes with plain write(): a server that closed first would kill the process with
+  // SIGPIPE instead of giving EPIPE (XmppLoop does the same for libstrophe).
+  static std::once_flag sigpipe;
+  std::call_once(sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
   std::unique_ptr<GuardedStream> g(new GuardedStream(std::move(config), std::move(addresses)));
   g->m_listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};
@@ -135,7 +141,7 @@ void GuardedStream::connect_next() {
     }
     if (errno == EINPROGRESS) {
       m_server = std::move(fd);
-      m_deadline = Clock::now() + kGuardConnectTimeout;
+      m_deadline = Clock::now() + m_config.connect_timeout;
       return;
     }
     m_connect_errors += (m_connect_errors.empty() ? "" : "; ") + a.label + ": " + errno_text(errno);
@@ -159,7 +165,7 @@ void GuardedStream::on_connect_ready() {
 }
 
 void GuardedStream::on_connected() {
-  m_deadline = Clock::now() + kGuardNegotiationTimeout;
+  m_deadline = Clock::now() + m_config.negotiation_timeout;
   if (m_config.tls.mode == TlsMode::Disabled) {
     start_relaying();
     return;

@@ -227,7 +227,12 @@ void MucClient::connect(TimeMs now) {
   m_connected_flag = false;
   m_lost.reset();
   set_state(ClientState::Connecting);
-  auto guard = GuardedStream::open(GuardConfig{jid_domain(m_account.jid), m_account.host, m_account.port, m_account.tls});
+  GuardConfig config;
+  config.domain = jid_domain(m_account.jid);
+  config.host = m_account.host;
+  config.port = m_account.port;
+  config.tls = m_account.tls;
+  auto guard = GuardedStream::open(std::move(config));
   if (!guard.ok()) {
     m_lost = guard.error().detail;
     return;

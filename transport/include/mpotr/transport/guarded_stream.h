@@ -73,6 +73,8 @@ struct GuardConfig {
   std::string host;        // empty: SRV lookup of the domain, then domain:5222
   std::uint16_t port = 0;  // 0: 5222 (or the SRV records' ports)
   TlsPolicy tls;
+  std::chrono::milliseconds connect_timeout = kGuardConnectTimeout;
+  std::chrono::milliseconds negotiation_timeout = kGuardNegotiationTimeout;
 };
 
 // Stanzas dropped since the last take_drops(): counts, so a server sending millions of them
