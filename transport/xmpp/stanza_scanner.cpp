@@ -261,8 +261,8 @@ void StanzaScanner::name_done(ScanResult& out) {
   } else {
     m_piece = Piece::Stanza;
   }
-  if (m_piece != Piece::Stanza && (m_size > kMaxStreamHeaderBytes || m_skip != StanzaLimit::None)) {
-    fail("stream header longer than " + std::to_string(kMaxStreamHeaderBytes) + " bytes", out);
+  if (m_piece != Piece::Stanza && (m_size > m_limits.header_bytes || m_skip != StanzaLimit::None)) {
+    fail("stream header longer than " + std::to_string(m_limits.header_bytes) + " bytes", out);
   }
 }
 
@@ -295,7 +295,7 @@ void StanzaScanner::start_tag_done(bool empty, ScanResult& out) {
     }
     return;
   }
-  if (m_level + 1 > kMaxStanzaDepth && m_skip == StanzaLimit::None) {
+  if (m_level + 1 > m_limits.depth && m_skip == StanzaLimit::None) {
     skip_from_here(StanzaLimit::Depth);
   }
   if (!empty) {
@@ -344,11 +344,11 @@ void StanzaScanner::take(std::string_view bytes, ScanResult& out) {
     return;
   }
   const bool header = m_piece == Piece::Header || m_piece == Piece::Declaration || m_piece == Piece::EndOfStream;
-  if (header && m_size > kMaxStreamHeaderBytes) {
-    fail("stream header longer than " + std::to_string(kMaxStreamHeaderBytes) + " bytes", out);
+  if (header && m_size > m_limits.header_bytes) {
+    fail("stream header longer than " + std::to_string(m_limits.header_bytes) + " bytes", out);
     return;
   }
-  if (m_size > kMaxStanzaBytes) {
+  if (m_size > m_limits.stanza_bytes) {
     skip_from_here(StanzaLimit::Size);
     return;
   }

@@ -234,3 +234,14 @@ TEST_CASE("scanner: a stanza over the size limit before its name ends is still j
   CHECK(scan(kOpen + "<" + std::string(kMaxStanzaBytes + 10, 'n') + "></" + std::string(kMaxStanzaBytes + 10, 'n') + ">",
              4096) == "H[" + kOpen + "] X[size " + std::to_string(2 * kMaxStanzaBytes + 25) + "]");
 }
+
+TEST_CASE("scanner: smaller limits for one scanner", "[transport][scanner]") {
+  StanzaScanner scanner(ScanLimits{2, 32, 20});
+  const ScanResult r = scanner.feed("<stream:stream><a><b/></a><a><b><c/></b></a><m>" + std::string(40, 'x') + "</m><iq/>");
+  std::vector<std::string> seen;
+  for (const ScanEvent& e : r.events) {
+    seen.push_back(std::string(to_string(e.kind)) + (e.kind == ScanKind::Dropped ? std::to_string(e.size) : ""));
+  }
+  CHECK(seen == std::vector<std::string>{"stream_header", "stanza", "dropped18", "dropped47", "stanza"});
+  CHECK(StanzaScanner(ScanLimits{2, 32, 10}).feed("<stream:stream>").events.back().kind == ScanKind::ProtocolError);
+}

@@ -33,6 +33,13 @@ inline constexpr std::size_t kMaxStanzaBytes = 256 * 1024;
 // in practice). Unlike a stanza, a header cannot be skipped: a longer one is a protocol error.
 inline constexpr std::size_t kMaxStreamHeaderBytes = 4096;
 
+// The limits a scanner applies: the constants above, smaller ones for tests and fuzzing.
+struct ScanLimits {
+  std::size_t depth = kMaxStanzaDepth;
+  std::size_t stanza_bytes = kMaxStanzaBytes;
+  std::size_t header_bytes = kMaxStreamHeaderBytes;
+};
+
 enum class ScanKind : std::uint8_t {
   Declaration,    // <?xml …?>
   StreamHeader,   // <stream:stream …> (also a restart after STARTTLS or SASL)
@@ -67,6 +74,8 @@ struct ScanResult {
 
 class StanzaScanner {
  public:
+  explicit StanzaScanner(ScanLimits limits = {}) : m_limits(limits) {}
+
   // Appends to `out` what these bytes complete. Feeding a stream in any chunking gives the
   // same pieces and events (whitespace comes out per feed, so runs of it may be split).
   void feed(std::string_view bytes, ScanResult& out);
@@ -78,7 +87,7 @@ class StanzaScanner {
 
   bool failed() const noexcept { return m_where == Where::Failed; }
   bool stream_open() const noexcept { return m_stream == Stream::Open; }
-  // Bytes of the unfinished piece held now: never more than kMaxStanzaBytes.
+  // Bytes of the unfinished piece held now: never more than the stanza limit.
   std::size_t held() const noexcept { return m_buf.size(); }
   // True while a stanza over a limit is being skipped.
   bool skipping() const noexcept { return m_skip != StanzaLimit::None; }
@@ -111,6 +120,7 @@ class StanzaScanner {
   void fail(std::string why, ScanResult& out);
   std::string_view tag_name() const;
 
+  ScanLimits m_limits;
   Where m_where = Where::Text;
   Stream m_stream = Stream::NotOpen;
   Piece m_piece = Piece::None;     // what the bytes in m_buf are becoming
@@ -127,8 +137,8 @@ class StanzaScanner {
   bool m_name_is_stream = true;    // so far the name equals "stream:stream" (or its prefix)
   std::size_t m_bang = 0;          // characters of "[CDATA[" matched after "<!"
   std::size_t m_brackets = 0;      // consecutive ']' inside CDATA
-  // Open element names of the current stanza as (offset, length) in m_buf; at most
-  // kMaxStanzaDepth entries, cleared while skipping (names are checked only when passed on).
+  // Open element names of the current stanza as (offset, length) in m_buf; at most the depth
+  // limit's entries, cleared while skipping (names are checked only when passed on).
   std::vector<std::pair<std::size_t, std::size_t>> m_names;
 };
 
