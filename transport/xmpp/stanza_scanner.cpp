@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "mpotr/transport/stanza_scanner.h"
 
+#include <algorithm>
+
 namespace mpotr::transport {
 
 std::string_view to_string(ScanKind kind) noexcept {
@@ -263,6 +265,8 @@ void StanzaScanner::name_done(ScanResult& out) {
   }
   if (m_piece != Piece::Stanza && (m_size > m_limits.header_bytes || m_skip != StanzaLimit::None)) {
     fail("stream header longer than " + std::to_string(m_limits.header_bytes) + " bytes", out);
+  } else if (m_piece == Piece::Stanza && m_size > m_limits.stanza_bytes && m_skip == StanzaLimit::None) {
+    skip_from_here(StanzaLimit::Size);
   }
 }
 
@@ -344,15 +348,17 @@ void StanzaScanner::take(std::string_view bytes, ScanResult& out) {
     return;
   }
   const bool header = m_piece == Piece::Header || m_piece == Piece::Declaration || m_piece == Piece::EndOfStream;
-  if (header && m_size > m_limits.header_bytes) {
+  // Until its name is read, a piece at the top level may still become either.
+  const std::size_t limit = header                     ? m_limits.header_bytes
+                            : m_piece == Piece::Stanza ? m_limits.stanza_bytes
+                                                       : std::max(m_limits.header_bytes, m_limits.stanza_bytes);
+  if (m_size <= limit) {
+    m_buf.append(bytes);
+  } else if (header) {
     fail("stream header longer than " + std::to_string(m_limits.header_bytes) + " bytes", out);
-    return;
-  }
-  if (m_size > m_limits.stanza_bytes) {
+  } else {
     skip_from_here(StanzaLimit::Size);
-    return;
   }
-  m_buf.append(bytes);
 }
 
 void StanzaScanner::skip_from_here(StanzaLimit limit) {

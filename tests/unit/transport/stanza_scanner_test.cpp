@@ -244,4 +244,13 @@ TEST_CASE("scanner: smaller limits for one scanner", "[transport][scanner]") {
   }
   CHECK(seen == std::vector<std::string>{"stream_header", "stanza", "dropped18", "dropped47", "stanza"});
   CHECK(StanzaScanner(ScanLimits{2, 32, 10}).feed("<stream:stream>").events.back().kind == ScanKind::ProtocolError);
+  // A header is judged by the header limit alone, however small the stanza limit, in any chunking.
+  const std::string header = "<stream:stream a='x'>";
+  CHECK(scan(header + "<iq/>", header.size() + 5) == "H[" + header + "] S[<iq/>]");
+  StanzaScanner small(ScanLimits{2, 8, 32});
+  std::string kinds;
+  for (char c : header + "<iq/><message/>") {
+    for (const ScanEvent& e : small.feed(std::string_view(&c, 1)).events) kinds += std::string(to_string(e.kind)) + " ";
+  }
+  CHECK(kinds == "stream_header stanza dropped ");
 }

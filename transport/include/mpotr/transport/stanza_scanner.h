@@ -87,7 +87,8 @@ class StanzaScanner {
 
   bool failed() const noexcept { return m_where == Where::Failed; }
   bool stream_open() const noexcept { return m_stream == Stream::Open; }
-  // Bytes of the unfinished piece held now: never more than the stanza limit.
+  // Bytes of the unfinished piece held now: never more than the larger of the stanza and
+  // header limits (with the defaults, kMaxStanzaBytes).
   std::size_t held() const noexcept { return m_buf.size(); }
   // True while a stanza over a limit is being skipped.
   bool skipping() const noexcept { return m_skip != StanzaLimit::None; }
