@@ -74,14 +74,13 @@ void XmppLoop::attach(Link& link) { m_links.push_back(&link); }
 
 void XmppLoop::detach(Link& link) noexcept { std::erase(m_links, &link); }
 
-bool XmppLoop::strophe_has_unread() const {
-  for (const Link* link : m_links) {
+// Keeps the sockets in m_unread that still hold bytes for libstrophe; true if any does.
+bool XmppLoop::strophe_has_unread() {
+  std::erase_if(m_unread, [](int fd) {
     int unread = 0;
-    if (link->strophe_fd >= 0 && ::ioctl(link->strophe_fd, FIONREAD, &unread) == 0 && unread > 0) {
-      return true;
-    }
-  }
-  return false;
+    return ::ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0;
+  });
+  return !m_unread.empty();
 }
 
 void XmppLoop::run_once(TimeMs timeout_ms) {
@@ -119,7 +118,14 @@ void XmppLoop::run_once(TimeMs timeout_ms) {
     at += m_counts[2 * i + 1];  // the guard's entries, then libstrophe's (its own select() reads it)
   }
 
-  // libstrophe reads what the guards passed on, 4 KiB per call and connection.
+  // libstrophe reads what the guards passed on, 4 KiB per call and connection; after the
+  // first call only the sockets that still hold bytes are asked again.
+  m_unread.clear();
+  for (const Link* link : m_links) {
+    if (link->strophe_fd >= 0) {
+      m_unread.push_back(link->strophe_fd);
+    }
+  }
   for (int i = 0; i < kStropheReadsPerTurn; ++i) {
     xmpp_run_once(m_ctx, 0);
     if (!strophe_has_unread()) {

@@ -77,12 +77,13 @@ class XmppLoop {
   void detach(Link& link) noexcept;
 
  private:
-  bool strophe_has_unread() const;
+  bool strophe_has_unread();
 
   _xmpp_ctx_t* m_ctx = nullptr;
   std::vector<Link*> m_links;
   std::vector<pollfd> m_fds;           // reused every turn
   std::vector<std::size_t> m_counts;   // per link: entries of its guard, entries in all
+  std::vector<int> m_unread;           // libstrophe sockets that may still hold unread bytes
 };
 
 enum class ClientState : std::uint8_t {
