@@ -25,9 +25,9 @@ namespace mpotr::transport {
 inline constexpr std::size_t kMaxStanzaDepth = 64;
 // Bytes of one stanza, from its '<' to its last '>'. The largest stanza we expect is an mpOTR
 // payload: at most kMaxWireMessageLen = 64 KiB binary, 87,384 characters of base64, plus a few
-// hundred bytes of XML and addresses. 256 KiB leaves room for presence with large
-// capabilities or vCard hashes, and is ejabberd's own default c2s max_stanza_size: a
-// conforming server never sends more.
+// hundred bytes of XML and addresses. 256 KiB leaves three times that, room for presence with
+// large capabilities or vCard hashes, and is the c2s max_stanza_size of ejabberd's shipped
+// configuration, so a server set up that way never relays more.
 inline constexpr std::size_t kMaxStanzaBytes = 256 * 1024;
 // The XML declaration, the <stream:stream> header and </stream:stream> (a few hundred bytes
 // in practice). Unlike a stanza, a header cannot be skipped: a longer one is a protocol error.
