@@ -438,6 +438,7 @@ void GuardedStream::write_client() {
     const ssize_t n = ::send(m_client.get(), m_to_client.data(), m_to_client.size(), MSG_NOSIGNAL);
     if (n > 0) {
       m_to_client.erase(0, static_cast<std::size_t>(n));
+      m_client_activity = true;
       continue;
     }
     if (n < 0 && transient(errno)) {
@@ -457,6 +458,7 @@ void GuardedStream::finish_directions() {
   if (m_server_eof && m_to_client.empty() && m_client.valid() && !m_client_shut) {
     ::shutdown(m_client.get(), SHUT_WR);
     m_client_shut = true;
+    m_client_activity = true;
   }
   if (m_client_eof && m_to_server.empty() && !m_server_shut) {
     if (m_tls) {
@@ -600,6 +602,7 @@ void GuardedStream::fail(std::string why) {
 }
 
 void GuardedStream::close_all() noexcept {
+  m_client_activity = m_client_activity || m_client.valid();  // libstrophe will read the end
   m_tls.reset();  // before the socket it refers to
   m_server.reset();
   m_listener.reset();

@@ -84,12 +84,20 @@ bool XmppLoop::strophe_has_unread() {
 }
 
 void XmppLoop::run_once(TimeMs timeout_ms) {
-  // Sends what pump() queued, completes libstrophe's loopback connects.
-  xmpp_run_once(m_ctx, 0);
+  // libstrophe sends only from inside xmpp_run_once(): what pump() queued goes out now, and a
+  // loopback connect completes.
+  bool strophe_waits = false;
+  for (const Link* link : m_links) {
+    strophe_waits = strophe_waits || (link->conn != nullptr && link->strophe_fd >= 0 &&
+                                      (xmpp_conn_send_queue_len(link->conn) > 0 || xmpp_conn_is_connecting(link->conn) != 0));
+  }
+  if (strophe_waits) {
+    xmpp_run_once(m_ctx, 0);
+  }
 
   m_fds.clear();
   m_counts.clear();
-  bool busy = false;
+  bool busy = !m_unread.empty();  // libstrophe did not get through everything last turn
   for (Link* link : m_links) {
     const std::size_t before = m_fds.size();
     const std::size_t guard = link->guard != nullptr ? link->guard->want(m_fds) : 0;
@@ -111,26 +119,23 @@ void XmppLoop::run_once(TimeMs timeout_ms) {
 
   std::size_t at = 0;
   for (std::size_t i = 0; i < m_links.size(); ++i) {
+    Link* link = m_links[i];
     const std::size_t guard = m_counts[2 * i];
-    if (m_links[i]->guard != nullptr) {
-      m_links[i]->guard->service(std::span<const pollfd>(m_fds).subspan(at, guard));
+    if (link->guard != nullptr) {
+      link->guard->service(std::span<const pollfd>(m_fds).subspan(at, guard));
+      if (link->guard->take_client_activity() && link->strophe_fd >= 0) {
+        m_unread.push_back(link->strophe_fd);
+      }
     }
     at += m_counts[2 * i + 1];  // the guard's entries, then libstrophe's (its own select() reads it)
   }
 
-  // libstrophe reads what the guards passed on, 4 KiB per call and connection; after the
-  // first call only the sockets that still hold bytes are asked again.
-  m_unread.clear();
-  for (const Link* link : m_links) {
-    if (link->strophe_fd >= 0) {
-      m_unread.push_back(link->strophe_fd);
-    }
-  }
-  for (int i = 0; i < kStropheReadsPerTurn; ++i) {
+  // libstrophe reads what the guards passed on, 4 KiB per call and connection, and runs its
+  // timers. Only the sockets a guard wrote to (or that were left unread) are asked again; what
+  // is still unread after kStropheReadsPerTurn calls waits for the next turn.
+  xmpp_run_once(m_ctx, 0);
+  for (int i = 1; i < kStropheReadsPerTurn && strophe_has_unread(); ++i) {
     xmpp_run_once(m_ctx, 0);
-    if (!strophe_has_unread()) {
-      break;
-    }
   }
 }
 

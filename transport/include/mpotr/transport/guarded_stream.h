@@ -118,6 +118,8 @@ class GuardedStream {
   void service(std::span<const pollfd> polled);
   // Work is left that needs no waiting (bytes OpenSSL holds, a budget used up): poll with 0.
   bool busy() const noexcept;
+  // True once after the guard gave libstrophe something to read (bytes, or the end).
+  bool take_client_activity() noexcept { return std::exchange(m_client_activity, false); }
 
   Phase phase() const noexcept { return m_phase; }
   bool failed() const noexcept { return m_phase == Phase::Failed; }
@@ -180,6 +182,7 @@ class GuardedStream {
   bool m_client_shut = false;         // the server's end passed on to libstrophe
   bool m_server_shut = false;         // libstrophe's end passed on to the server
   bool m_budget_used = false;         // a side still had bytes when its budget ran out
+  bool m_client_activity = false;     // see take_client_activity()
   bool m_tls_wants_write = false;     // OpenSSL must write before it can read (or finish)
   bool m_secured = false;
   bool m_unverified = false;

@@ -84,6 +84,7 @@ class XmppLoop {
   std::vector<pollfd> m_fds;           // reused every turn
   std::vector<std::size_t> m_counts;   // per link: entries of its guard, entries in all
   std::vector<int> m_unread;           // libstrophe sockets that may still hold unread bytes
+                                       // (a guard wrote to them, or the last turn's reads ran out)
 };
 
 enum class ClientState : std::uint8_t {
