@@ -355,6 +355,36 @@ void conversation_seeds() {
   }
 }
 
+// Streams for the stanza scanner: byte 0 chooses the limits and chunking (fuzz_stanza_scanner.cpp).
+void scanner_seeds() {
+  const std::string t = "fuzz_stanza_scanner";
+  const std::string open =
+      "<?xml version='1.0'?><stream:stream from='localhost' id='s1' xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+  const std::string features =
+      "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism>"
+      "</mechanisms></stream:features>";
+  const std::string payload =
+      "<message from='room@conference.localhost/alice' type='groupchat' id='m1'><mpotr xmlns='urn:mpotr:1'>QUJD"
+      "</mpotr><encryption xmlns='urn:xmpp:eme:0' namespace='urn:mpotr:1' name='mpOTR'/><body>x &gt; y</body>"
+      "</message>";
+  std::string deep = "<message>";
+  for (int i = 0; i < 70; ++i) deep += "<a>";
+  for (int i = 0; i < 70; ++i) deep += "</a>";
+  deep += "</message>";
+  // Real limits, whole stream with a SASL restart and the stream's end.
+  write(t, "session", std::string(1, '\x00') + open + features + " \n<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" +
+                          open + payload + "<presence from='room@conference.localhost/bob'><x/></presence>" +
+                          "</stream:stream>");
+  write(t, "quotes_cdata", std::string(1, '\x0e') + open + "<message to=\"a>b\" note='<\"/>'><body><![CDATA[<x>]]]]>" +
+                               "</body></message>");
+  write(t, "too_deep", std::string(1, '\x02') + open + deep + payload);
+  // Small limits (odd first byte): depth 1..4, a few dozen bytes.
+  write(t, "small_limits", std::string(1, '\x47') + "<stream:stream><a><b/></a><a><b><c><d/></c></b></a>" +
+                               "<m>" + std::string(200, 'x') + "</m><iq/>");
+  write(t, "comment", std::string(1, '\x00') + open + "<iq/><!-- c --><iq/>");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -370,6 +400,7 @@ int main(int argc, char** argv) {
   trust_seeds();
   keyfile_seeds();
   conversation_seeds();
+  scanner_seeds();
   std::printf("make_seeds: wrote %d files under %s\n", g_written, g_root.c_str());
   return 0;
 }

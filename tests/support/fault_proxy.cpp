@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
@@ -40,6 +41,8 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // A source is not read while this much waits for its receiver, so a stalled receiver cannot
 // grow the queue without bound.
 constexpr std::size_t kMaxQueued = 1 << 20;
+// An injected stream's next chunk is pulled once less than this waits for the receiver.
+constexpr std::size_t kInjectLowWater = 256 * 1024;
 constexpr Direction kDirections[] = {Direction::ToServer, Direction::ToClient};
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -76,13 +79,25 @@ void set_nodelay(int fd) {
 
 bool transient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
+// Bytes the proxy sends as if the peer had: fixed, or pulled chunk by chunk until "".
+struct Injection {
+  std::string bytes;
+  std::function<std::string()> next_chunk;
+};
+
 // One direction of a connection: bytes read from its source, split, queued for its receiver.
 struct Flow {
   StanzaSplitter splitter;
   std::string out;       // waiting to be written to the receiver
+  std::string waiting;   // the source's traffic held behind an injection (one stream)
+  std::deque<Injection> injections;
+  bool opened = false;   // a stream header went to the receiver: injections may begin
   std::size_t held = 0;  // stanzas of this flow waiting out a Delay
   bool eof = false;      // the source closed its side...
   bool shut = false;     // ...and that close was passed on to the receiver
+
+  bool injecting() const { return opened && !injections.empty(); }
+  std::size_t queued() const { return out.size() + waiting.size(); }
 };
 
 struct Connection {
@@ -99,7 +114,7 @@ struct Connection {
   // The upstream socket is neither read nor written before its connect completes.
   bool reading(Direction d) {
     const Flow& f = flow(d);
-    return !f.eof && f.out.size() < kMaxQueued && (d == Direction::ToServer || connected);
+    return !f.eof && f.queued() < kMaxQueued && (d == Direction::ToServer || connected);
   }
   bool writing(Direction d) {
     return !flow(d).out.empty() && (d == Direction::ToClient || connected);
@@ -300,6 +315,9 @@ struct FaultProxy::Impl {
   void apply_faults(Connection& c, Direction d, std::string stanza);          // mutex held
   bool fires(RuleState& r);                                                   // mutex held
   void deliver(Flow& f, Direction d, const std::string& stanza, int copies);  // mutex held
+  static void pass(Flow& f, std::string_view bytes);                          // mutex held
+  void distribute(std::vector<std::pair<Direction, Injection>> injections);
+  void feed_injections(Flow& f, Direction d);
   void release_due();
   void finish(Connection& c);
   static void abort(Connection& c);
@@ -321,6 +339,7 @@ struct FaultProxy::Impl {
   std::string recording[2];
   bool blackhole = false;
   bool cut_pending = false;
+  std::vector<std::pair<Direction, Injection>> pending_injections;
   bool stopping = false;
   bool running = true;
   // Control calls wait until the thread has acted on them, so that what a test does next
@@ -430,14 +449,17 @@ void FaultProxy::Impl::loop() {
     bool hung = false;
     bool cut_now = false;
     std::uint64_t ticket = 0;
+    std::vector<std::pair<Direction, Injection>> injections;
     {
       const std::lock_guard lock(mutex);
       if (stopping) return;
       hung = blackhole;
       cut_now = std::exchange(cut_pending, false);
+      injections = std::exchange(pending_injections, {});
       ticket = requests;
     }
     if (cut_now) cut_all();
+    distribute(std::move(injections));
     {
       // Everything below (the poll set included) follows the state just read.
       const std::lock_guard lock(mutex);
@@ -461,6 +483,7 @@ void FaultProxy::Impl::loop() {
     };
     if (!hung) {
       for (Connection& c : connections) {
+        for (const Direction d : kDirections) feed_injections(c.flow(d), d);
         const short client_events =
             static_cast<short>((c.reading(Direction::ToServer) ? POLLIN : 0) |
                                (c.writing(Direction::ToClient) ? POLLOUT : 0));
@@ -578,7 +601,8 @@ void FaultProxy::Impl::read_from(Connection& c, Direction d) {
   }
   if (n == 0) {
     f.eof = true;
-    f.out += f.splitter.take_pending();
+    const std::lock_guard lock(mutex);
+    pass(f, f.splitter.take_pending());
     return;
   }
   const std::string_view bytes(read_buf.data(), static_cast<std::size_t>(n));
@@ -589,13 +613,52 @@ void FaultProxy::Impl::read_from(Connection& c, Direction d) {
     if (piece.kind == Kind::Stanza) {
       apply_faults(c, d, std::move(piece.bytes));
     } else {
-      f.out += piece.bytes;
+      pass(f, piece.bytes);
+      f.opened = f.opened || piece.kind == Kind::StreamHeader;
     }
   }
   const auto after = f.splitter.raw_reason();
   if (after != before) {
     stats.raw_passthrough = true;
     if (after == StanzaSplitter::RawReason::ParseError) ++stats.parse_errors;
+    // Raw bytes have no stanza boundaries (TLS, or a stream we lost track of): what was to be
+    // injected would corrupt them.
+    f.injections.clear();
+    f.out += std::exchange(f.waiting, {});
+  }
+}
+
+void FaultProxy::Impl::pass(Flow& f, std::string_view bytes) {
+  (f.injecting() ? f.waiting : f.out) += bytes;
+}
+
+void FaultProxy::Impl::distribute(std::vector<std::pair<Direction, Injection>> injections) {
+  for (auto& [d, injection] : injections) {
+    for (Connection& c : connections) {
+      Flow& f = c.flow(d);
+      if (!c.dead && f.splitter.raw_reason() == StanzaSplitter::RawReason::None) {
+        f.injections.push_back(injection);  // a copy each, generators included
+      }
+    }
+  }
+}
+
+// Everything the flow's splitter passed on so far ended at a stanza boundary, so injected
+// bytes go straight after it; the source's later traffic waits in `waiting` meanwhile.
+void FaultProxy::Impl::feed_injections(Flow& f, Direction d) {
+  while (f.injecting() && f.out.size() < kInjectLowWater) {
+    Injection& front = f.injections.front();
+    std::string chunk = front.next_chunk ? front.next_chunk() : std::exchange(front.bytes, {});
+    const bool done = !front.next_chunk || chunk.empty();
+    const std::lock_guard lock(mutex);
+    recording[index(d)] += chunk;
+    stats.injected_bytes[index(d)] += chunk.size();
+    f.out += chunk;
+    if (done) {
+      f.injections.pop_front();
+      ++stats.injections[index(d)];
+      if (f.injections.empty()) f.out += std::exchange(f.waiting, {});
+    }
   }
 }
 
@@ -614,6 +677,7 @@ void FaultProxy::Impl::apply_faults(Connection& c, Direction d, std::string stan
   bool corrupt = false;
   bool duplicate = false;
   std::optional<std::uint32_t> delay_ms;
+  std::vector<const FaultRule*> rewrites;
   for (RuleState& r : rules) {
     if (r.rule.direction != d || stanza.find(r.rule.match) == std::string::npos) continue;
     ++r.matches;
@@ -631,6 +695,9 @@ void FaultProxy::Impl::apply_faults(Connection& c, Direction d, std::string stan
       case FaultAction::Delay:
         delay_ms = std::max(delay_ms.value_or(0), r.rule.delay_ms);
         break;
+      case FaultAction::Rewrite:
+        rewrites.push_back(&r.rule);
+        break;
     }
   }
 
@@ -638,6 +705,14 @@ void FaultProxy::Impl::apply_faults(Connection& c, Direction d, std::string stan
   if (drop) {
     ++stats.dropped[i];
     return;
+  }
+  for (const FaultRule* rule : rewrites) {
+    ++stats.rewritten[i];
+    stanza = rule->rewrite(stanza);
+    if (stanza.empty()) {
+      ++stats.dropped[i];
+      return;
+    }
   }
   if (corrupt && corrupt_longest_text(stanza, rng)) ++stats.corrupted[i];
   const int copies = duplicate ? 2 : 1;
@@ -661,7 +736,7 @@ bool FaultProxy::Impl::fires(RuleState& r) {
 }
 
 void FaultProxy::Impl::deliver(Flow& f, Direction d, const std::string& stanza, int copies) {
-  for (int k = 0; k < copies; ++k) f.out += stanza;
+  for (int k = 0; k < copies; ++k) pass(f, stanza);
   stats.forwarded[index(d)] += static_cast<std::uint64_t>(copies);
 }
 
@@ -686,7 +761,7 @@ void FaultProxy::Impl::finish(Connection& c) {
   // A source's FIN is passed on once everything it sent (delayed stanzas included) is out.
   for (const Direction d : kDirections) {
     Flow& f = c.flow(d);
-    if (f.eof && !f.shut && f.out.empty() && f.held == 0) {
+    if (f.eof && !f.shut && f.out.empty() && f.waiting.empty() && f.injections.empty() && f.held == 0) {
       ::shutdown(c.receiver(d), SHUT_WR);
       f.shut = true;
     }
@@ -718,6 +793,9 @@ void FaultProxy::add_rule(FaultRule rule) {
     throw std::invalid_argument(
         "FaultRule needs exactly one trigger: every_nth, once_at or probability in (0, 1]");
   }
+  if (rule.action == FaultAction::Rewrite && !rule.rewrite) {
+    throw std::invalid_argument("FaultRule: a Rewrite needs its rewrite function");
+  }
   const std::lock_guard lock(m_impl->mutex);
   m_impl->rules.push_back({std::move(rule)});
 }
@@ -736,6 +814,18 @@ void FaultProxy::cut() {
 void FaultProxy::set_blackhole(bool on) {
   std::unique_lock lock(m_impl->mutex);
   m_impl->blackhole = on;
+  m_impl->await_applied(lock);
+}
+
+void FaultProxy::inject(Direction d, std::string bytes) {
+  std::unique_lock lock(m_impl->mutex);
+  m_impl->pending_injections.push_back({d, Injection{std::move(bytes), {}}});
+  m_impl->await_applied(lock);
+}
+
+void FaultProxy::inject_stream(Direction d, std::function<std::string()> next_chunk) {
+  std::unique_lock lock(m_impl->mutex);
+  m_impl->pending_injections.push_back({d, Injection{{}, std::move(next_chunk)}});
   m_impl->await_applied(lock);
 }
 

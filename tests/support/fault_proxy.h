@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
-// A fault-injecting TCP proxy for XMPP integration tests. It sits between one libstrophe
-// client (plaintext, loopback) and the test server, splits both directions into top-level
-// stanzas and can drop, delay, duplicate or corrupt the stanzas a rule selects, record every
-// byte on the wire, cut the connection (RST) or hang it.
+// A fault-injecting TCP proxy for XMPP integration tests. It sits between one client
+// (plaintext, loopback) and the test server, splits both directions into top-level stanzas
+// and can drop, delay, duplicate, corrupt or rewrite the stanzas a rule selects, inject stanzas
+// of its own (a hostile server: forged presence, ten-megabyte or million-deep stanzas, streamed
+// in chunks), record every byte on the wire, cut the connection (RST) or hang it.
 #pragma once
 
 #include <chrono>
@@ -70,15 +71,17 @@ class StanzaSplitter {
 // the stanza unchanged, when that node has no such character.
 bool corrupt_longest_text(std::string& stanza, std::mt19937_64& rng);
 
-enum class FaultAction { Drop, Delay, Duplicate, Corrupt };
+enum class FaultAction { Drop, Delay, Duplicate, Corrupt, Rewrite };
 
 // Applies `action` to stanzas going in `direction` whose text contains `match` (an empty
 // match selects every stanza). Exactly one trigger must be set; it counts the stanzas this
 // rule matched since it was added, over all connections:
 //   every_nth = N: the Nth, 2Nth, ... match;  once_at = K: only the Kth match;
 //   probability = p in (0, 1]: each match independently, from the proxy's seeded generator.
-// Every rule that matches a stanza counts it; the actions of all rules that fire combine
-// (Drop wins; otherwise Corrupt, then Duplicate, then Delay by the longest delay_ms).
+// Every rule that matches a stanza counts it (matching looks at the stanza as it arrived); the
+// actions of all rules that fire combine: Drop wins; otherwise the Rewrites run in the order
+// the rules were added, each on the previous one's result (an empty result drops the stanza);
+// then Corrupt, Duplicate, and Delay by the longest delay_ms apply to what they returned.
 struct FaultRule {
   Direction direction = Direction::ToClient;
   std::string match;
@@ -87,6 +90,10 @@ struct FaultRule {
   std::uint32_t every_nth = 0;
   double probability = 0;
   std::uint32_t once_at = 0;
+  // Rewrite: the stanza is replaced by what this returns ("" drops it), e.g. a presence
+  // without its mpOTR marker, or with a forged attribute. Runs on the proxy thread with the
+  // proxy's lock held: it must not call the proxy.
+  std::function<std::string(std::string_view stanza)> rewrite = nullptr;
 };
 
 // Stanza counts are indexed by index(Direction).
@@ -96,6 +103,9 @@ struct ProxyStats {
   std::uint64_t delayed[2]{};
   std::uint64_t duplicated[2]{};
   std::uint64_t corrupted[2]{};
+  std::uint64_t rewritten[2]{};    // Rewrite fired (a stanza rewritten to "" also counts as dropped)
+  std::uint64_t injections[2]{};   // inject()/inject_stream() calls completed, per connection
+  std::uint64_t injected_bytes[2]{};
   std::uint64_t connections = 0;  // client connections accepted
   bool raw_passthrough = false;   // some direction of some connection went raw (see splitter)
   std::uint64_t parse_errors = 0;
@@ -119,7 +129,8 @@ class FaultProxy {
 
   std::uint16_t port() const;
 
-  // Throws std::invalid_argument unless exactly one trigger is set and probability <= 1.
+  // Throws std::invalid_argument unless exactly one trigger is set and probability <= 1, and a
+  // Rewrite rule has its function.
   void add_rule(FaultRule rule);
   // Stanzas already held by a Delay are still delivered.
   void clear_rules();
@@ -130,6 +141,21 @@ class FaultProxy {
   // While on, nothing is read or written on any connection, which stays open (a hung link).
   // Returns once the proxy thread follows the new setting.
   void set_blackhole(bool on);
+
+  // Delivers `bytes` to every current connection in direction `d` as if its peer had sent
+  // them (not subject to rules; recorded like other traffic, when they are sent, so in the
+  // recording they may fall inside a stanza the peer was sending): at the next stanza boundary once
+  // that direction's stream is open (a <stream:stream> header has passed), before anything the
+  // peer sends from then on. Returns once the proxy thread has queued it. A direction that went
+  // raw (STARTTLS, parse error) gets nothing.
+  void inject(Direction d, std::string bytes);
+  // The same for a payload produced in chunks until next_chunk() returns "": each chunk is
+  // pulled only when the receiver has taken most of the previous ones, so a ten-megabyte
+  // stanza is never held whole, and the peer's own traffic on that connection waits behind it
+  // (it is one stream) and is not read beyond the usual queue bound meanwhile. Each current
+  // connection gets its own copy of next_chunk (copy the callable's state, e.g. a mutable
+  // lambda capturing its counters by value); it runs on the proxy thread.
+  void inject_stream(Direction d, std::function<std::string()> next_chunk);
 
   ProxyStats stats() const;
   // Waits until `pred(stats())` holds; false on timeout.

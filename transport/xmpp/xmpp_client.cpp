@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "mpotr/transport/xmpp_client.h"
 
-#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
 
 #include <csignal>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
-#include <map>
 #include <mutex>
 
 #include <strophe.h>
@@ -35,22 +34,21 @@ namespace {
 
 std::once_flag g_strophe_init;
 
-// libstrophe's TLS and socket callbacks carry no user data, only the connection, so clients
-// register themselves here. Several XmppLoops may run on different threads, hence the lock.
-std::mutex g_registry_mutex;
-std::map<const xmpp_conn_t*, MucClient*>& registry() {
-  static std::map<const xmpp_conn_t*, MucClient*> r;
-  return r;
+// libstrophe's sockopt callback carries no user data, and the connection's own user data is
+// set only after the callback ran. It runs synchronously inside xmpp_connect_client(), on the
+// thread that calls it, so the client connecting on this thread is known.
+thread_local MucClient* t_connecting = nullptr;
+
+// The JID's domain: what the stream is addressed to and the certificate must name.
+std::string jid_domain(std::string_view jid) {
+  const auto slash = jid.find('/');
+  std::string_view bare = jid.substr(0, slash);
+  const auto at = bare.find('@');
+  return std::string(at == std::string_view::npos ? bare : bare.substr(at + 1));
 }
 
-std::string normalise_fingerprint(std::string_view fp) {
-  std::string out;
-  for (char c : fp) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) {
-      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    }
-  }
-  return out;
+std::string plural(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
 }  // namespace
@@ -72,7 +70,74 @@ XmppLoop::XmppLoop() {
 
 XmppLoop::~XmppLoop() { xmpp_ctx_free(m_ctx); }
 
-void XmppLoop::run_once(TimeMs timeout_ms) { xmpp_run_once(m_ctx, static_cast<unsigned long>(timeout_ms)); }
+void XmppLoop::attach(Link& link) { m_links.push_back(&link); }
+
+void XmppLoop::detach(Link& link) noexcept { std::erase(m_links, &link); }
+
+// Keeps the sockets in m_unread that still hold bytes for libstrophe; true if any does.
+bool XmppLoop::strophe_has_unread() {
+  std::erase_if(m_unread, [](int fd) {
+    int unread = 0;
+    return ::ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0;
+  });
+  return !m_unread.empty();
+}
+
+void XmppLoop::run_once(TimeMs timeout_ms) {
+  // libstrophe sends only from inside xmpp_run_once(): what pump() queued goes out now, and a
+  // loopback connect completes.
+  bool strophe_waits = false;
+  for (const Link* link : m_links) {
+    strophe_waits = strophe_waits || (link->conn != nullptr && link->strophe_fd >= 0 &&
+                                      (xmpp_conn_send_queue_len(link->conn) > 0 || xmpp_conn_is_connecting(link->conn) != 0));
+  }
+  if (strophe_waits) {
+    xmpp_run_once(m_ctx, 0);
+  }
+
+  m_fds.clear();
+  m_counts.clear();
+  bool busy = !m_unread.empty();  // libstrophe did not get through everything last turn
+  for (Link* link : m_links) {
+    const std::size_t before = m_fds.size();
+    const std::size_t guard = link->guard != nullptr ? link->guard->want(m_fds) : 0;
+    busy = busy || (link->guard != nullptr && link->guard->busy());
+    // libstrophe waiting to write (a full loopback buffer, a connect) wakes the loop too.
+    if (link->conn != nullptr && link->strophe_fd >= 0 &&
+        (xmpp_conn_send_queue_len(link->conn) > 0 || xmpp_conn_is_connecting(link->conn) != 0)) {
+      m_fds.push_back({link->strophe_fd, POLLOUT, 0});
+    }
+    m_counts.push_back(guard);
+    m_counts.push_back(m_fds.size() - before);
+  }
+  const int wait = busy ? 0 : static_cast<int>(std::min<TimeMs>(timeout_ms, 60'000));
+  if (::poll(m_fds.data(), m_fds.size(), wait) < 0) {
+    for (auto& p : m_fds) {
+      p.revents = 0;  // EINTR: deadlines are still checked below
+    }
+  }
+
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < m_links.size(); ++i) {
+    Link* link = m_links[i];
+    const std::size_t guard = m_counts[2 * i];
+    if (link->guard != nullptr) {
+      link->guard->service(std::span<const pollfd>(m_fds).subspan(at, guard));
+      if (link->guard->take_client_activity() && link->strophe_fd >= 0) {
+        m_unread.push_back(link->strophe_fd);
+      }
+    }
+    at += m_counts[2 * i + 1];  // the guard's entries, then libstrophe's (its own select() reads it)
+  }
+
+  // libstrophe reads what the guards passed on, 4 KiB per call and connection, and runs its
+  // timers. Only the sockets a guard wrote to (or that were left unread) are asked again; what
+  // is still unread after kStropheReadsPerTurn calls waits for the next turn.
+  xmpp_run_once(m_ctx, 0);
+  for (int i = 1; i < kStropheReadsPerTurn && strophe_has_unread(); ++i) {
+    xmpp_run_once(m_ctx, 0);
+  }
+}
 
 // --- callbacks: copy what arrived, decide nothing -----------------------------------------------
 
@@ -96,6 +161,7 @@ struct MucClient::Callbacks {
       why += ": socket error " + std::to_string(error);
     }
     self->m_lost = why;
+    self->m_link.strophe_fd = -1;  // libstrophe closed it before telling us
   }
 
   static int on_stanza(xmpp_conn_t* /*conn*/, xmpp_stanza_t* stanza, void* userdata) {
@@ -110,41 +176,20 @@ struct MucClient::Callbacks {
     return 1;  // keep the handler
   }
 
-  // Called during a TLS handshake when normal verification fails. libstrophe 0.12 does not
-  // say for which connection (the certificate's conn is unset), only the context. Handshakes
-  // run synchronously inside the context's loop, so the connection is one of the clients of
-  // this context that are connecting; the certificate is accepted only if every one of them
-  // would accept it (its pin matches), so no client can ever accept for another.
-  static int on_certfail(const xmpp_tlscert_t* cert, const char* const errormsg) {
-    const xmpp_ctx_t* ctx = xmpp_tlscert_get_ctx(cert);
-    const char* fp = xmpp_tlscert_get_string(cert, XMPP_CERT_FINGERPRINT_SHA256);
-    const std::string presented = fp != nullptr ? normalise_fingerprint(fp) : std::string();
-    const std::string why = errormsg != nullptr ? errormsg : "verification failed";
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
-    std::vector<MucClient*> candidates;
-    for (const auto& [conn, client] : registry()) {
-      if (client->m_loop.ctx() == ctx && client->m_state == ClientState::Connecting) {
-        candidates.push_back(client);
-      }
+  // Runs inside xmpp_connect_client(), after socket() and before connect(): the socket is
+  // bound to 127.0.0.1:0 so that the guard's listener accepts only this connection.
+  static int on_socket(xmpp_conn_t* /*conn*/, void* sock) {
+    MucClient* self = t_connecting;
+    const int fd = *static_cast<int*>(sock);
+    // libstrophe waits with select(): a descriptor past FD_SETSIZE would corrupt its fd_set.
+    if (self == nullptr || self->m_guard == nullptr || fd >= FD_SETSIZE) {
+      return -1;
     }
-    bool accept = !candidates.empty() && !presented.empty();
-    for (MucClient* c : candidates) {
-      const std::string& pin = c->m_account.tls.pin_sha256;
-      accept = accept && !pin.empty() && normalise_fingerprint(pin) == presented;
+    if (!self->m_guard->adopt_client_socket(fd).ok()) {
+      return -1;
     }
-    for (MucClient* c : candidates) {
-      c->m_cert_note = accept ? "server certificate accepted by its pinned SHA-256 fingerprint"
-                              : "server certificate rejected: " + why + " (SHA-256 " + (fp != nullptr ? fp : "?") + ")";
-    }
-    return accept ? 1 : 0;
-  }
-
-  static int on_socket(xmpp_conn_t* conn, void* sock) {
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
-    if (auto it = registry().find(conn); it != registry().end()) {
-      it->second->m_fd = *static_cast<int*>(sock);
-    }
-    return xmpp_sockopt_cb_keepalive(conn, sock);
+    self->m_link.strophe_fd = fd;
+    return 0;
   }
 };
 
@@ -158,9 +203,14 @@ MucClient::MucClient(XmppLoop& loop, XmppAccount account, std::string room, std:
       m_nick(std::move(nick)),
       m_host(std::move(host)),
       m_rng(rng),
-      m_reconnect(reconnect) {}
+      m_reconnect(reconnect) {
+  m_loop.attach(m_link);
+}
 
-MucClient::~MucClient() { release_connection(); }
+MucClient::~MucClient() {
+  release_connection();
+  m_loop.detach(m_link);
+}
 
 void MucClient::notice(std::string kind, Severity severity, std::string text) {
   m_notices.push_back(make_notice(std::move(kind), severity, std::move(text)));
@@ -185,53 +235,65 @@ void MucClient::start(TimeMs now) {
 void MucClient::connect(TimeMs now) {
   m_now = now;
   release_connection();
+  m_connected_flag = false;
+  m_lost.reset();
+  set_state(ClientState::Connecting);
+  GuardConfig config;
+  config.domain = jid_domain(m_account.jid);
+  config.host = m_account.host;
+  config.port = m_account.port;
+  config.tls = m_account.tls;
+  auto guard = GuardedStream::open(std::move(config));
+  if (!guard.ok()) {
+    m_lost = guard.error().detail;
+    return;
+  }
+  m_guard = std::move(guard).value();
+  m_link.guard = m_guard.get();
   m_conn = xmpp_conn_new(m_loop.ctx());
   if (m_conn == nullptr) {
     throw std::bad_alloc();
   }
-  {
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
-    registry()[m_conn] = this;
-  }
-  long flags = XMPP_CONN_FLAG_DISABLE_SM;  // a lost connection means a lost room: no stream resumption
-  flags |= m_account.tls.mode == TlsMode::Disabled ? XMPP_CONN_FLAG_DISABLE_TLS : XMPP_CONN_FLAG_MANDATORY_TLS;
-  if (m_account.tls.mode != TlsMode::Disabled && m_account.tls.trust_any) {
-    flags |= XMPP_CONN_FLAG_TRUST_TLS;  // no verification at all: tests only, reported on connect
-    m_cert_note = "server certificate NOT verified (--insecure-trust-any-cert is for tests only)";
-  }
-  if ((flags & XMPP_CONN_FLAG_TRUST_TLS) == 0) {
-    m_cert_note.clear();
-  }
-  xmpp_conn_set_flags(m_conn, flags);
+  m_link.conn = m_conn;
+  // TLS is the guard's: libstrophe speaks plain XMPP to it over loopback. A lost connection
+  // means a lost room: no stream resumption.
+  xmpp_conn_set_flags(m_conn, XMPP_CONN_FLAG_DISABLE_SM | XMPP_CONN_FLAG_DISABLE_TLS);
   xmpp_conn_set_jid(m_conn, m_account.jid.c_str());
   xmpp_conn_set_pass(m_conn, m_account.password.c_str());
-  if (!m_account.tls.ca_file.empty()) {
-    xmpp_conn_set_cafile(m_conn, m_account.tls.ca_file.c_str());
-  }
-  xmpp_conn_set_certfail_handler(m_conn, &Callbacks::on_certfail);
   xmpp_conn_set_sockopt_callback(m_conn, &Callbacks::on_socket);
   xmpp_handler_add(m_conn, &Callbacks::on_stanza, nullptr, nullptr, nullptr, this);
-  m_connected_flag = false;
-  m_lost.reset();
-  m_fd = -1;
-  set_state(ClientState::Connecting);
-  const char* host = m_account.host.empty() ? nullptr : m_account.host.c_str();
-  if (xmpp_connect_client(m_conn, host, m_account.port, &Callbacks::on_connection, this) != XMPP_EOK) {
-    m_lost = "could not start connecting to " + (m_account.host.empty() ? std::string("the JID's domain") : m_account.host);
+  t_connecting = this;
+  const int rc = xmpp_connect_client(m_conn, "127.0.0.1", m_guard->listen_port(), &Callbacks::on_connection, this);
+  t_connecting = nullptr;
+  if (rc != XMPP_EOK) {
+    m_lost = "could not connect libstrophe to its guard on 127.0.0.1";
   }
 }
 
 void MucClient::release_connection() {
-  if (m_conn == nullptr) {
-    return;
+  if (m_conn != nullptr) {
+    xmpp_conn_release(m_conn);  // a live connection reports its end from in here: not news
+    m_conn = nullptr;
   }
-  {
-    std::lock_guard<std::mutex> lock(g_registry_mutex);
-    registry().erase(m_conn);
+  m_link = XmppLoop::Link{};
+  m_guard.reset();
+  m_lost.reset();
+  m_connected_flag = false;
+}
+
+void MucClient::report_drops(const DropCounts& drops) {
+  if (drops.over_depth != 0) {
+    notice("stanza_dropped", Severity::Warning,
+           "The server sent " + plural(drops.over_depth, "stanza", "stanzas") + " nested deeper than " +
+               std::to_string(kMaxStanzaDepth) + " elements (" + plural(drops.over_depth_bytes, "byte", "bytes") +
+               "); dropped unread");
   }
-  xmpp_conn_release(m_conn);
-  m_conn = nullptr;
-  m_fd = -1;
+  if (drops.over_size != 0) {
+    notice("stanza_dropped", Severity::Warning,
+           "The server sent " + plural(drops.over_size, "stanza", "stanzas") + " larger than " +
+               std::to_string(kMaxStanzaBytes / 1024) + " KiB (" + plural(drops.over_size_bytes, "byte", "bytes") +
+               "); dropped unread");
+  }
 }
 
 void MucClient::pump(TimeMs now) {
@@ -245,6 +307,12 @@ void MucClient::pump(TimeMs now) {
     Inbound in = std::move(m_inbound.front());
     m_inbound.pop_front();
     handle(in, now);
+  }
+  if (m_guard) {
+    report_drops(m_guard->take_drops());
+    if (m_guard->failed()) {
+      m_lost = m_guard->failure();  // says why; libstrophe would only have seen the socket close
+    }
   }
   if (m_dropped_inbound != 0) {
     notice("overload", Severity::Warning,
@@ -278,12 +346,14 @@ void MucClient::on_connected() {
   m_backoff = 0;
   const char* bound = xmpp_conn_get_bound_jid(m_conn);
   m_bound_jid = bound != nullptr ? bound : m_account.jid;
-  const bool secured = xmpp_conn_is_secured(m_conn) != 0;
+  // libstrophe's own view (xmpp_conn_is_secured) is always plain: the guard holds the TLS.
+  const bool secured = m_guard && m_guard->secured();
   std::string text = "Connected as " + m_bound_jid + (secured ? " over TLS" : " WITHOUT TLS (loopback test mode)");
-  if (!m_cert_note.empty()) {
-    text += "; " + m_cert_note;
+  if (secured && !m_guard->certificate_note().empty()) {
+    text += "; " + m_guard->certificate_note();
   }
-  notice("connected", m_account.tls.trust_any ? Severity::Warning : Severity::Info, std::move(text));
+  const bool unverified = secured && m_guard->certificate_unverified();
+  notice("connected", unverified ? Severity::Warning : Severity::Info, std::move(text));
   if (m_quitting) {
     xmpp_disconnect(m_conn);
     return;
@@ -293,9 +363,6 @@ void MucClient::on_connected() {
 }
 
 void MucClient::on_connection_lost(std::string why) {
-  if (!m_cert_note.empty() && !m_connected_once) {
-    why += " (" + m_cert_note + ")";
-  }
   release_connection();
   if (m_quitting || m_state == ClientState::Closed) {
     // We ended it (leave or quit): not a loss.
@@ -487,8 +554,8 @@ void MucClient::quit() {
 }
 
 void MucClient::drop_connection() {
-  if (m_fd >= 0) {
-    ::shutdown(m_fd, SHUT_RDWR);  // libstrophe sees the socket die, as on a network failure
+  if (m_guard) {
+    m_guard->drop();  // the server socket dies, as on a network failure; libstrophe sees the end
   }
 }
 

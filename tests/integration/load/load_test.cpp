@@ -142,7 +142,7 @@ TEST_CASE("load: rooms of members chat through one ejabberd with nothing lost", 
     CHECK(rooms.count(*m, "transcript_consistent") == 1);
     CHECK(rooms.count(*m, "key_published") == 1);
     for (const char* bad : {"lost", "gap", "tampered", "malformed", "replay", "spoofed", "split_view",
-                            "transcript_mismatch", "rejected", "not_sent", "unconfirmed", "overload"}) {
+                            "transcript_mismatch", "rejected", "not_sent", "unconfirmed", "overload", "stanza_dropped"}) {
       CHECK(rooms.count(*m, bad) == 0);
     }
   }

@@ -5,6 +5,10 @@
 // libstrophe's handlers only copy what arrived into a queue; pump() processes the queue
 // outside libstrophe, so engine work never runs inside a library callback and a stanza the
 // engine cannot use yields a notice, never a crash.
+//
+// libstrophe never talks to the server itself: each connection goes through a GuardedStream
+// (guarded_stream.h), which owns the server socket and TLS and passes on only stanzas within
+// the scanner's limits (spec/mpotr.md §13.4, §13.5).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mpotr/transport/guarded_stream.h"
 #include "mpotr/transport/room_host.h"
 #include "mpotr/transport/xmpp_stanza.h"
 
@@ -24,20 +29,6 @@ struct _xmpp_conn_t;
 namespace mpotr::transport {
 
 inline constexpr std::size_t kMaxInboundQueue = 65536;  // stanzas queued between two pump() calls
-
-enum class TlsMode : std::uint8_t {
-  Required,  // STARTTLS must succeed (default)
-  Disabled,  // never use TLS: loopback tests only
-};
-
-struct TlsPolicy {
-  TlsMode mode = TlsMode::Required;
-  std::string ca_file;        // extra CA bundle (PEM) to verify the server with
-  // Accept a certificate that fails normal verification when its SHA-256 fingerprint equals
-  // this (hex, any case, colons optional): for self-signed servers such as testserver/.
-  std::string pin_sha256;
-  bool trust_any = false;     // accept any certificate: tests only, reported as a warning
-};
 
 struct XmppAccount {
   std::string jid;            // bare JID; the resource is chosen by the server
@@ -53,21 +44,47 @@ struct ReconnectPolicy {
   TimeMs max_delay_ms = 30'000;  // doubling backoff, capped
 };
 
-// One libstrophe context for many clients (the benchmark and load test run hundreds).
+// One libstrophe context for many clients (the benchmark and load test run hundreds), and the
+// event loop that drives their guards and libstrophe together.
 // The first XmppLoop of a process sets SIGPIPE to be ignored (libstrophe writes with send()).
 class XmppLoop {
  public:
+  // libstrophe reads at most 4 KiB per connection per xmpp_run_once(): one turn calls it up to
+  // this many times while its loopback sockets hold unread bytes (a legitimate 87 KiB payload
+  // in one turn, not 22), and no more, so every turn ends and the timers run.
+  static constexpr int kStropheReadsPerTurn = 128;
+
+  // What one client's connection gives the loop to watch; owned by the client, attached for
+  // the client's lifetime.
+  struct Link {
+    GuardedStream* guard = nullptr;
+    _xmpp_conn_t* conn = nullptr;
+    int strophe_fd = -1;  // libstrophe's loopback socket (not owned), -1 once it closed it
+  };
+
   XmppLoop();
   ~XmppLoop();
   XmppLoop(const XmppLoop&) = delete;
   XmppLoop& operator=(const XmppLoop&) = delete;
 
-  // Runs libstrophe's event loop once: waits for socket activity up to timeout_ms.
+  // One turn: libstrophe sends what it queued; then the guards' and libstrophe's sockets are
+  // polled together for up to timeout_ms; the guards move bytes (each within its budget) and
+  // libstrophe reads and parses what they passed on.
   void run_once(TimeMs timeout_ms);
   _xmpp_ctx_t* ctx() const noexcept { return m_ctx; }
 
+  void attach(Link& link);
+  void detach(Link& link) noexcept;
+
  private:
+  bool strophe_has_unread();
+
   _xmpp_ctx_t* m_ctx = nullptr;
+  std::vector<Link*> m_links;
+  std::vector<pollfd> m_fds;           // reused every turn
+  std::vector<std::size_t> m_counts;   // per link: entries of its guard, entries in all
+  std::vector<int> m_unread;           // libstrophe sockets that may still hold unread bytes
+                                       // (a guard wrote to them, or the last turn's reads ran out)
 };
 
 enum class ClientState : std::uint8_t {
@@ -147,6 +164,7 @@ class MucClient {
   void send_payload(const Bytes& payload);
   void send_join();
   void notice(std::string kind, Severity severity, std::string text);
+  void report_drops(const DropCounts& drops);
 
   XmppLoop& m_loop;
   XmppAccount m_account;
@@ -156,14 +174,14 @@ class MucClient {
   Rng& m_rng;
   ReconnectPolicy m_reconnect;
   _xmpp_conn_t* m_conn = nullptr;
-  int m_fd = -1;                              // the connection's socket, for drop_connection()
+  std::unique_ptr<GuardedStream> m_guard;     // the server connection libstrophe talks through
+  XmppLoop::Link m_link;
   ClientState m_state = ClientState::Idle;
   // Written by libstrophe callbacks, read by pump().
   std::deque<Inbound> m_inbound;
   std::uint64_t m_dropped_inbound = 0;
   bool m_connected_flag = false;
   std::optional<std::string> m_lost;
-  std::string m_cert_note;                    // how the server certificate was judged
   // pump()'s own state.
   bool m_connected_once = false;              // a failure before the first login is final
   bool m_quitting = false;
