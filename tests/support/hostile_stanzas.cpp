@@ -100,10 +100,19 @@ std::string payload_message(std::string_view room, std::string_view nick, std::s
 }
 
 std::string strip_marker(std::string_view stanza) {
+  // Any empty marker element, whatever its attributes' order and quotes (status='out' too).
+  const std::string open = std::string("<") + transport::kPayloadElement;
   std::string out(stanza);
-  for (const std::string marker : {"<mpotr xmlns='urn:mpotr:1'/>", "<mpotr xmlns=\"urn:mpotr:1\"/>"}) {
-    for (auto at = out.find(marker); at != std::string::npos; at = out.find(marker, at)) {
-      out.erase(at, marker.size());
+  for (std::size_t at = out.find(open); at != std::string::npos; at = out.find(open, at)) {
+    const std::size_t end = out.find('>', at);
+    if (end == std::string::npos) break;
+    const std::string_view tag = std::string_view(out).substr(at, end - at + 1);
+    const bool empty_marker = tag.ends_with("/>") && tag.find(transport::kPayloadNs) != std::string_view::npos &&
+                              (tag.size() > open.size() && (tag[open.size()] == ' ' || tag[open.size()] == '/'));
+    if (empty_marker) {
+      out.erase(at, tag.size());
+    } else {
+      at = end;
     }
   }
   return out;

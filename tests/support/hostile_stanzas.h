@@ -20,14 +20,15 @@ inline constexpr std::size_t kChunkBytes = 64 * 1024;
 // The room's presence for occupant room/nick leaving (XEP-0045 §7.14): type='unavailable' with
 // the muc#user item; real_jid, when given, is the item's jid (as non-anonymous rooms show it).
 std::string unavailable_presence(std::string_view room, std::string_view nick, std::string_view real_jid = {});
-// An available presence of room/nick without the mpOTR marker <mpotr xmlns='urn:mpotr:1'/>:
+// An available presence of room/nick without the mpOTR marker <mpotr xmlns='urn:mpotr:2'/>:
 // the occupant is an outsider (spec §13.2, X-8).
 std::string presence_without_marker(std::string_view room, std::string_view nick, std::string_view real_jid = {});
-// A groupchat message from room/nick carrying `base64` in <mpotr xmlns='urn:mpotr:1'>, with the
+// A groupchat message from room/nick carrying `base64` in <mpotr xmlns='urn:mpotr:2'>, with the
 // encryption and hint elements and the fallback body, as build_payload_message() makes them.
 std::string payload_message(std::string_view room, std::string_view nick, std::string_view base64,
                             std::string_view id = "hostile-1");
-// `stanza` without any empty <mpotr xmlns='urn:mpotr:1'/> marker (for a Rewrite rule).
+// `stanza` without any empty <mpotr xmlns='urn:mpotr:2'/> marker, with or without status='out'
+// (for a Rewrite rule).
 std::string strip_marker(std::string_view stanza);
 
 // A groupchat message from room/nick with `depth` nested elements (<a><a>…</a></a>) inside:

@@ -214,7 +214,7 @@ TEST_CASE("proxy corrupt_longest_text: changes one base64 character of the longe
   const std::string payload = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo+/w==";
   const std::string stanza =
       "<message to='a@b' note='a long attribute value > text'>"
-      "<body>short text</body><mpotr xmlns='urn:mpotr:1'>" +
+      "<body>short text</body><mpotr xmlns='urn:mpotr:2'>" +
       payload + "</mpotr><x>tail</x></message>";
   const std::size_t begin = stanza.find(payload);
   std::vector<std::size_t> positions;

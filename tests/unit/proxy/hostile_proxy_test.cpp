@@ -166,7 +166,7 @@ TEST_CASE("proxy Rewrite: strips the mpOTR marker, forges attributes, drops on e
                       .action = FaultAction::Rewrite,
                       .once_at = 1,
                       .rewrite = [](std::string_view) { return std::string(); }});
-  const std::string presence = "<presence from='" + kRoom + "/alice'><mpotr xmlns='urn:mpotr:1'/><x/></presence>";
+  const std::string presence = "<presence from='" + kRoom + "/alice'><mpotr xmlns='urn:mpotr:2'/><x/></presence>";
   send_all(rig.server.get(), presence + message(2) + message(3) + kSentinel);
   std::string forged = message(2);
   forged.replace(forged.find("id='m2'"), 7, "id='forged'");
@@ -195,18 +195,24 @@ TEST_CASE("hostile stanzas: presence and payload shapes", "[proxy][hostile]") {
 
   const std::string outsider = hostile::presence_without_marker(kRoom, "eve", "eve@localhost");
   CHECK(one_stanza(outsider));
-  CHECK(outsider.find("urn:mpotr:1") == std::string::npos);
+  CHECK(outsider.find("urn:mpotr:2") == std::string::npos);
   CHECK(outsider.find("type=") == std::string::npos);
 
   const std::string payload = hostile::payload_message(kRoom, "alice", "QUJD", "p1");
   CHECK(one_stanza(payload));
   CHECK(payload.starts_with("<message from='room@conference.localhost/alice' type='groupchat' id='p1'>"
-                            "<mpotr xmlns='urn:mpotr:1'>QUJD</mpotr>"
-                            "<encryption xmlns='urn:xmpp:eme:0' namespace='urn:mpotr:1' name='mpOTR'/>"));
+                            "<mpotr xmlns='urn:mpotr:2'>QUJD</mpotr>"
+                            "<encryption xmlns='urn:xmpp:eme:0' namespace='urn:mpotr:2' name='mpOTR'/>"));
   CHECK(payload.find("<no-copy xmlns='urn:xmpp:hints'/><body>[This message is encrypted with mpOTR") != std::string::npos);
 
-  CHECK(hostile::strip_marker("<presence><mpotr xmlns='urn:mpotr:1'/><x/><mpotr xmlns=\"urn:mpotr:1\"/></presence>") ==
+  CHECK(hostile::strip_marker("<presence><mpotr xmlns='urn:mpotr:2'/><x/><mpotr xmlns=\"urn:mpotr:2\"/></presence>") ==
         "<presence><x/></presence>");
+  CHECK(hostile::strip_marker("<presence><mpotr status='out' xmlns='urn:mpotr:2'/><x/></presence>") ==
+        "<presence><x/></presence>");
+  // A payload element is not a marker, nor is another namespace's.
+  CHECK(hostile::strip_marker(payload) == payload);
+  CHECK(hostile::strip_marker("<presence><mpotrx xmlns='urn:mpotr:2'/><mpotr xmlns='urn:other'/></presence>") ==
+        "<presence><mpotrx xmlns='urn:mpotr:2'/><mpotr xmlns='urn:other'/></presence>");
 }
 
 TEST_CASE("hostile stanzas: deep and large stanzas come in bounded chunks", "[proxy][hostile]") {

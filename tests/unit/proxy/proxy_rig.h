@@ -130,7 +130,7 @@ inline std::string message(int n, bool mpotr = true) {
   std::string s = "<message to='room@conference.localhost' type='groupchat' id='m" + id + "'>";
   if (mpotr) {
     s +=
-        "<body>[mpotr]</body><mpotr xmlns='urn:mpotr:1'>QUJDREVGR0hJSktMTU5PUFFS" + id + "</mpotr>";
+        "<body>[mpotr]</body><mpotr xmlns='urn:mpotr:2'>QUJDREVGR0hJSktMTU5PUFFS" + id + "</mpotr>";
   } else {
     s += "<body>plain " + id + "</body>";
   }
