@@ -163,6 +163,9 @@ class PrivateKey:
         self.public = self._key.public_key().public_bytes(
             serialization_encoding(), serialization_format())
 
+    def __deepcopy__(self, memo):
+        return self            # immutable
+
     @classmethod
     def from_bytes(cls, b: bytes) -> "PrivateKey":
         return cls(scalar_from_bytes(b))
