@@ -124,12 +124,7 @@ def check_expected(v, engines, produced, events, T):
     T.ok("every member established", len(est) == len(nicks))
     for e in est:
         T.eq("session id", e.get("session_id"), exp["session_id"])
-    texts = []
-    for p in produced:
-        if p["type"] == "data":
-            # the text each receiver showed, from its message_received events
-            pass
-    shown = {}
+    shown = {}                      # the text each receiver showed, from its events
     for n in nicks:
         for e in events[n]:
             if e["kind"] == "message_received":
@@ -194,7 +189,7 @@ def check_derived(v, produced, T):
     for p in d["pairs"]:
         f, t = p["from"], p["to"]
         i, j = idx[f], idx[t]
-        (e_i, s_i, r_i, x_i), (e_j, _, _, _) = eph[f], eph[t]
+        (e_i, s_i, r_i, _), (e_j, _, _, _) = eph[f], eph[t]
         T.eq(f"{f}->{t} DH(a,E)", ident[f].dh(e_j.public), p["dh_a_from_e_to"])
         T.eq(f"{f}->{t} DH(e,A)", e_j.dh(ident[f].public), p["dh_a_from_e_to"])
         T.eq(f"{f}->{t} DH(e,E)", e_i.dh(e_j.public), p["dh_e_from_e_to"])

@@ -7,7 +7,7 @@ Offer and KeyReveal, mac_len = 0 without a MAC).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .crypto import u8, u16, u32
 from .errors import ErrorCode, MpotrError

@@ -260,7 +260,9 @@ class Engine:
             if m["nonce"] in self.own_nonces:
                 return
             raise err(E.NickMismatch, "an offer in our name that we did not send")
-        if a is not None:                                                    # R-OFF-3
+        if a is not None and a.phase != "done":                              # R-OFF-3
+            # an established attempt is discarded (§6.2): a late copy of one of its offers
+            # falls through to the nonce memory (Replay), as the reference answers it too
             i = a.index_of(frm)
             if i is not None and i in a.offers and a.offers[i]["nonce"] == m["nonce"]:
                 return self.same_nonce(a, a.offers[i], m)

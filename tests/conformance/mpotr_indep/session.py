@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import codec
 from . import keysched as ks
-from .codec import Message, MAX_MESSAGES, MAX_TEXT
+from .codec import Message, MAX_MESSAGES
 from .crypto import PrivateKey, aes128_ctr, ct_equal, verify_digest, Q
 from .errors import ErrorCode as E, MpotrError
 

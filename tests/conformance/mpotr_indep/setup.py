@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import codec
 from . import keysched as ks
 from .codec import Message
-from .crypto import H, PrivateKey, ct_equal, point_valid, verify_digest, Q
+from .crypto import PrivateKey, ct_equal, point_valid, verify_digest, Q
 from .errors import ErrorCode as E, MpotrError
 
 MAX_EARLY = 4   # kMaxEarlyPerSender
@@ -200,7 +200,12 @@ class Attempt:
             return
         self.key_shares[i] = m                                                # R-KS-11
         self.xs[i] = ok
-        if not buffered:
+        # R-KS-13 verdict 4: accusations by i that waited for i's key share are decided now
+        for acc in self.early["accuse"].pop(from_nick, []):
+            if self.phase not in ("key_shares", "attests"):
+                break
+            self.run_buffered(lambda: self.accuse(acc, from_nick, now, buffered=True), acc)
+        if not buffered and self.phase == "key_shares":
             self.maybe_attest(now)
 
     def check_share_for(self, m: Message, j: int, e_j: PrivateKey):
@@ -370,10 +375,7 @@ class Attempt:
     def verdict(self, out: int, code: str, by: int, now):
         self.out.emit("member_excluded", nick=self.nick_str(out), code=code, by=self.nick_str(by),
                       detail="proven by an accusation")
-        if out == self.me:
-            self.eng.attempt_verdict(self, out_nicks=[self.nicks[out]], now=now)
-        else:
-            self.eng.attempt_verdict(self, out_nicks=[self.nicks[out]], now=now)
+        self.eng.attempt_verdict(self, out_nicks=[self.nicks[out]], now=now)
 
     # --- giving up (R-AT-10) ---------------------------------------------------------------------
 
