@@ -12,6 +12,7 @@ PACKAGES=(
   libstrophe-dev libotr5-dev tmux
   ejabberd curl openssl             # testserver/: the loopback XMPP server the demo and tests use
   profanity                         # the e2e tests drive the real client (in tmux) with the plugin
+  python3 python3-cryptography python3-slixmpp  # tests/conformance: the independent Python member
 )
 
 missing=()
