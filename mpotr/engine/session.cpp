@@ -591,15 +591,18 @@ Result<Output> Session::on_shutdown(const codec::Shutdown& msg, ByteView payload
   next.m_peers[j].shutdown_signed.assign(signed_part.begin(), signed_part.end());
   Output out;
   next.note_final_count(j, msg.final_count, now, out);
-  if (next.m_phase == SessionPhase::Active) {
-    MPOTR_TRY(Output started, next.begin_shutdown("'" + std::string(from_nick) + "' is closing the session", now, rng));
-    out.merge(std::move(started));
-  } else {
-    MPOTR_TRY(Output more, next.progress(now, rng));
-    out.merge(std::move(more));
-  }
+  MPOTR_TRY(Output more, next.join_shutdown("'" + std::string(from_nick) + "' is closing the session", now, rng));
+  out.merge(std::move(more));
   *this = std::move(next);
   return out;
+}
+
+// A member's Shutdown or Quit: we start our own shutdown if we had not, else it moves on.
+Result<Output> Session::join_shutdown(std::string_view reason, TimeMs now, Rng& rng) {
+  if (m_phase == SessionPhase::Active) {
+    return begin_shutdown(reason, now, rng);
+  }
+  return progress(now, rng);
 }
 
 // A Quit (R-SD-15): the sender leaves without finishing and accepts nothing more here. It
@@ -624,13 +627,8 @@ Result<Output> Session::on_quit(const codec::Quit& msg, ByteView payload, const 
   if (!np.final_count) {
     next.note_final_count(j, msg.final_count, now, out);
   }
-  if (next.m_phase == SessionPhase::Active) {
-    MPOTR_TRY(Output started, next.begin_shutdown("'" + std::string(from_nick) + "' quit the session", now, rng));
-    out.merge(std::move(started));
-  } else {
-    MPOTR_TRY(Output more, next.progress(now, rng));
-    out.merge(std::move(more));
-  }
+  MPOTR_TRY(Output more, next.join_shutdown("'" + std::string(from_nick) + "' quit the session", now, rng));
+  out.merge(std::move(more));
   *this = std::move(next);
   return out;
 }

@@ -133,6 +133,7 @@ class Session {
   void confirm(std::size_t author, std::uint32_t count, std::size_t by, Output& out);
   void declare_lost(std::size_t j, TimeMs now, Output& out);
   Result<Output> progress(TimeMs now, Rng& rng);
+  Result<Output> join_shutdown(std::string_view reason, TimeMs now, Rng& rng);
   Result<Output> publish_key();
   void compare_ends(Output& out);
   void report_mismatch(std::size_t m, std::string detail, Output& out);

@@ -8,9 +8,7 @@
 #include <functional>
 #include <memory>
 
-#include "support/fault_proxy.h"
-#include "support/testserver.h"
-#include "support/xmpp_room.h"
+#include "support/proxied_room.h"
 
 using namespace mpotr;
 using namespace mpotr::test;
@@ -22,65 +20,21 @@ const std::string kRoom = "faults@conference.localhost";
 // heartbeat or shutdown traffic.
 const std::string kChatStanza = "<body>[This message is encrypted with mpOTR";
 
-struct Faulty {
-  TestServer server;
-  std::map<std::string, std::unique_ptr<FaultProxy>> proxies;
-  std::unique_ptr<XmppRooms> rooms;
-  std::vector<std::string> plaintexts;
+Timeouts fault_timeouts() {
+  Timeouts t;
+  t.gap = 2000;      // a missing message is declared lost after 2 s
+  t.confirm = 4000;  // and an unconfirmed one overdue after 4 s
+  return t;
+}
 
-  Faulty() {
-    server.register_users({{"alice", "pw-alice"}, {"bob", "pw-bob"}, {"carol", "pw-carol"}});
-    server.create_rooms({"faults"});
-    XmppRoomOptions o;
-    o.port = server.c2s_port();
-    o.timeouts.gap = 2000;      // a missing message is declared lost after 2 s
-    o.timeouts.confirm = 4000;  // and an unconfirmed one overdue after 4 s
-    rooms = std::make_unique<XmppRooms>(o);
-    std::uint64_t seed = 1;
-    for (const char* n : {"alice", "bob", "carol"}) {
-      proxies[n] = std::make_unique<FaultProxy>("127.0.0.1", server.c2s_port(), seed++);
-      rooms->start(rooms->add(n, kRoom, proxies[n]->port()));
-    }
-    const bool ok = rooms->run_until([&] { return rooms->secure_together({"alice", "bob", "carol"}, kRoom); }, 20000);
-    if (!ok) {
-      for (auto& m : rooms->members()) UNSCOPED_INFO(rooms->dump(*m));
-    }
-    REQUIRE(ok);
-  }
-  ~Faulty() {
-    // Whatever happened, nothing readable crossed the wire in either direction.
-    for (const auto& [nick, proxy] : proxies) {
-      for (Direction d : {Direction::ToServer, Direction::ToClient}) {
-        const std::string wire = proxy->recorded(d);
-        for (const auto& p : plaintexts) {
-          CHECK(wire.find(p) == std::string::npos);
-        }
-      }
-      CHECK(proxy->stats().last_error.empty());
-      CHECK_FALSE(proxy->stats().raw_passthrough);  // every stanza was seen, none skipped
-    }
-  }
-  XmppMember& bob() { return rooms->get("bob", kRoom); }
-  // REQUIRE that pred() becomes true in time; on failure, show what every member saw.
-  void require_until(const std::function<bool()>& pred, TimeMs timeout) {
-    const bool ok = rooms->run_until(pred, timeout);
-    if (!ok) {
-      for (auto& m : rooms->members()) UNSCOPED_INFO(rooms->dump(*m));
-    }
-    REQUIRE(ok);
-  }
-  void say(const std::string& who, const std::string& text) {
-    plaintexts.push_back(text);
-    rooms->get(who, kRoom).client->send_text(text, XmppRooms::now_ms());
-    rooms->step(0);
-  }
+struct Faulty : ProxiedRoom {
+  Faulty() : ProxiedRoom("faults", fault_timeouts()) {}
+  XmppMember& bob() { return get("bob"); }
   void fault(FaultAction action, std::uint32_t once_at, std::uint32_t delay_ms = 0) {
     FaultRule r{Direction::ToClient, kChatStanza, action, delay_ms, 0, 0, once_at};
     proxies["bob"]->add_rule(r);
   }
-  bool carol_has_all(const std::string& author, std::size_t n) {
-    return rooms->messages_from(rooms->get("carol", kRoom), author).size() == n;
-  }
+  bool carol_has_all(const std::string& author, std::size_t n) { return rooms->messages_from(get("carol"), author).size() == n; }
   std::size_t alerts(const XmppMember& m) const {
     std::size_t n = 0;
     for (const auto& x : m.notices) n += x.severity == transport::Severity::Alert ? 1 : 0;
@@ -101,7 +55,7 @@ TEST_CASE("faults: a dropped chat stanza is reported as a gap, then as lost, and
   // The later ones were held behind the gap and released when it was declared lost.
   CHECK(f.rooms->messages_from(f.bob(), "alice") == std::vector<std::string>{"drop-one beta", "drop-one gamma"});
   CHECK(f.carol_has_all("alice", 3));  // carol's copy was never touched
-  XmppMember& alice = f.rooms->get("alice", kRoom);
+  XmppMember& alice = f.get("alice");
   f.require_until([&] { return f.rooms->count(alice, "unconfirmed") >= 1; }, 15000);
   CHECK(f.proxies["bob"]->stats().dropped[index(Direction::ToClient)] == 1);
 }

@@ -16,10 +16,8 @@
 #include "mpotr/codec/messages.h"
 #include "mpotr/crypto/crypto.h"
 #include "mpotr/transport/stanza.h"
-#include "support/fault_proxy.h"
 #include "support/hostile_stanzas.h"
-#include "support/testserver.h"
-#include "support/xmpp_room.h"
+#include "support/proxied_room.h"
 
 using namespace mpotr;
 using namespace mpotr::test;
@@ -70,54 +68,8 @@ std::optional<T> decode_as(const Bytes& payload) {
   return std::get<T>(d->message);
 }
 
-struct HostileRoom {
-  TestServer server;
-  std::map<std::string, std::unique_ptr<FaultProxy>> proxies;
-  std::unique_ptr<XmppRooms> rooms;
-  std::vector<std::string> plaintexts;
-
-  explicit HostileRoom(Timeouts timeouts = {}) {
-    server.register_users({{"alice", "pw-alice"}, {"bob", "pw-bob"}, {"carol", "pw-carol"}});
-    server.create_rooms({kRoomName});
-    XmppRoomOptions o;
-    o.port = server.c2s_port();
-    o.timeouts = timeouts;
-    rooms = std::make_unique<XmppRooms>(o);
-    std::uint64_t seed = 11;
-    for (const char* n : {"alice", "bob", "carol"}) {
-      proxies[n] = std::make_unique<FaultProxy>("127.0.0.1", server.c2s_port(), seed++);
-      rooms->start(rooms->add(n, kRoom, proxies[n]->port()));
-    }
-    require_until([&] { return rooms->secure_together({"alice", "bob", "carol"}, kRoom); }, 20000);
-  }
-  ~HostileRoom() {
-    for (const auto& [nick, proxy] : proxies) {
-      for (Direction d : {Direction::ToServer, Direction::ToClient}) {
-        const std::string wire = proxy->recorded(d);
-        for (const auto& p : plaintexts) {
-          CHECK(wire.find(p) == std::string::npos);
-        }
-      }
-      CHECK(proxy->stats().last_error.empty());
-    }
-  }
-  XmppMember& get(const std::string& nick) { return rooms->get(nick, kRoom); }
-  void require_until(const std::function<bool()>& pred, TimeMs timeout) {
-    const bool ok = rooms->run_until(pred, timeout);
-    if (!ok) {
-      for (auto& m : rooms->members()) UNSCOPED_INFO(rooms->dump(*m));
-    }
-    REQUIRE(ok);
-  }
-  void say(const std::string& who, const std::string& text) {
-    plaintexts.push_back(text);
-    get(who).client->send_text(text, XmppRooms::now_ms());
-    rooms->step(0);
-  }
-  bool has(const std::string& who, const std::string& author, const std::string& text) {
-    const auto got = rooms->messages_from(get(who), author);
-    return std::find(got.begin(), got.end(), text) != got.end();
-  }
+struct HostileRoom : ProxiedRoom {
+  explicit HostileRoom(Timeouts timeouts = {}) : ProxiedRoom(kRoomName, timeouts, 11) {}
   // The server sends `stanza` to `nick`'s client, as if the room had.
   void inject_to(const std::string& nick, std::string stanza) { proxies[nick]->inject(Direction::ToClient, std::move(stanza)); }
   // Every notice of `kind` m received, from index `from` on.

@@ -15,10 +15,8 @@
 #include <memory>
 #include <thread>
 
-#include "support/fault_proxy.h"
 #include "support/hostile_stanzas.h"
-#include "support/testserver.h"
-#include "support/xmpp_room.h"
+#include "support/proxied_room.h"
 
 using namespace mpotr;
 using namespace mpotr::test;
@@ -30,55 +28,14 @@ const std::string kRoom = "hostile@conference.localhost";
 constexpr std::size_t kTenMb = 10u << 20;
 constexpr std::size_t kDown = index(Direction::ToClient);
 
-struct Hostile {
-  TestServer server;
-  std::map<std::string, std::unique_ptr<FaultProxy>> proxies;
-  std::unique_ptr<XmppRooms> rooms;
-  std::vector<std::string> plaintexts;
+Timeouts with_heartbeat(TimeMs heartbeat_ms) {
+  Timeouts t;
+  t.heartbeat = heartbeat_ms;
+  return t;
+}
 
-  explicit Hostile(TimeMs heartbeat_ms = kDefaultHeartbeatMs) {
-    server.register_users({{"alice", "pw-alice"}, {"bob", "pw-bob"}, {"carol", "pw-carol"}});
-    server.create_rooms({"hostile"});
-    XmppRoomOptions o;
-    o.port = server.c2s_port();
-    o.timeouts.heartbeat = heartbeat_ms;
-    rooms = std::make_unique<XmppRooms>(o);
-    std::uint64_t seed = 1;
-    for (const char* n : {"alice", "bob", "carol"}) {
-      proxies[n] = std::make_unique<FaultProxy>("127.0.0.1", server.c2s_port(), seed++);
-      rooms->start(rooms->add(n, kRoom, proxies[n]->port()));
-    }
-    require_until([&] { return rooms->secure_together({"alice", "bob", "carol"}, kRoom); }, 20000);
-  }
-  ~Hostile() {
-    for (const auto& [nick, proxy] : proxies) {
-      for (Direction d : {Direction::ToServer, Direction::ToClient}) {
-        const std::string wire = proxy->recorded(d);
-        for (const auto& p : plaintexts) {
-          CHECK(wire.find(p) == std::string::npos);
-        }
-      }
-      CHECK(proxy->stats().last_error.empty());
-      CHECK_FALSE(proxy->stats().raw_passthrough);
-    }
-  }
-  XmppMember& get(const std::string& nick) { return rooms->get(nick, kRoom); }
-  void require_until(const std::function<bool()>& pred, TimeMs timeout) {
-    const bool ok = rooms->run_until(pred, timeout);
-    if (!ok) {
-      for (auto& m : rooms->members()) UNSCOPED_INFO(rooms->dump(*m));
-    }
-    REQUIRE(ok);
-  }
-  void say(const std::string& who, const std::string& text) {
-    plaintexts.push_back(text);
-    get(who).client->send_text(text, XmppRooms::now_ms());
-    rooms->step(0);
-  }
-  bool has(const std::string& who, const std::string& author, const std::string& text) {
-    const auto got = rooms->messages_from(get(who), author);
-    return std::find(got.begin(), got.end(), text) != got.end();
-  }
+struct Hostile : ProxiedRoom {
+  explicit Hostile(TimeMs heartbeat_ms = kDefaultHeartbeatMs) : ProxiedRoom("hostile", with_heartbeat(heartbeat_ms)) {}
   bool injected(const std::string& nick) { return proxies[nick]->stats().injections[kDown] >= 1; }
   std::string notice_text(const XmppMember& m, std::string_view kind) {
     for (const auto& n : m.notices) {
