@@ -12,6 +12,7 @@ PACKAGES=(
   libstrophe-dev libotr5-dev tmux
   ejabberd curl openssl             # testserver/: the loopback XMPP server the demo and tests use
   profanity                         # the e2e tests drive the real client (in tmux) with the plugin
+  spin                              # spec/model/: the Promela model of shutdown (test spec.model)
 )
 
 missing=()
