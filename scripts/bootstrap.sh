@@ -13,6 +13,7 @@ PACKAGES=(
   ejabberd curl openssl             # testserver/: the loopback XMPP server the demo and tests use
   profanity                         # the e2e tests drive the real client (in tmux) with the plugin
   python3 python3-cryptography python3-slixmpp  # tests/conformance: the independent Python member
+  spin                              # spec/model/: the Promela model of shutdown (test spec.model)
 )
 
 missing=()
