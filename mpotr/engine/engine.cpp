@@ -886,7 +886,9 @@ std::vector<MemberInfo> Engine::identities() const {
   } else if (m_state->active) {
     out = m_state->active->info().members;
   }
-  for (const auto& [nick, rec] : m_state->left_out) {
+  for (const auto& entry : m_state->left_out) {
+    const std::string& nick = entry.first;
+    const OutRecord& rec = entry.second;
     const bool listed = std::any_of(out.begin(), out.end(), [&](const MemberInfo& m) { return m.nick == nick; });
     if (rec.fingerprint && !listed) {
       out.push_back(MemberInfo{nick, rec.jid, *rec.fingerprint});
