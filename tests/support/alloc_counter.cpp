@@ -10,24 +10,34 @@ namespace {
 thread_local std::size_t t_allocated = 0;
 thread_local std::size_t t_largest = 0;
 
-void* counted(std::size_t n) {
+void* counted_or_null(std::size_t n) noexcept {
   t_allocated += n;
   if (n > t_largest) {
     t_largest = n;
   }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) {
+  return std::malloc(n == 0 ? 1 : n);
+}
+
+void* counted(std::size_t n) {
+  if (void* p = counted_or_null(n)) {
     return p;
   }
   throw std::bad_alloc();
 }
 }  // namespace
 
+// Every plain form is replaced, nothrow ones too, so that whatever allocates with one form and
+// frees with another (libFuzzer does) stays on malloc/free. The aligned forms are left alone.
 void* operator new(std::size_t n) { return counted(n); }
 void* operator new[](std::size_t n) { return counted(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_or_null(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_or_null(n); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace mpotr::test {
 
