@@ -691,7 +691,8 @@ Result<Output> Session::on_end(const codec::End& msg, ByteView payload, const co
 
 // Compares each End we hold with the digests we hold: over the sender's own `present` set, so
 // that members excused by one of us and not the other are not a false alarm. An End naming a
-// digest we lack cannot be compared (R-SD-14).
+// digest we lack cannot be compared yet (R-SD-14); it is, once that digest arrives, in Ended or
+// Revealed. Each member's mismatch is reported once.
 void Session::compare_ends(Output& out) {
   for (std::size_t m = 0; m < m_peers.size(); ++m) {
     const Peer& p = m_peers[m];
@@ -783,8 +784,12 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
     out.broadcasts.push_back(codec::encode(msg));
     m_phase = SessionPhase::Ended;
   }
-  if (m_phase == SessionPhase::Ended) {
+  if (m_phase == SessionPhase::Ended || m_phase == SessionPhase::Revealed) {
+    // An End naming a digest we lacked is compared as soon as we hold it, also after we
+    // published (R-SD-14): a late digest can still show that its sender compared other ones.
     compare_ends(out);
+  }
+  if (m_phase == SessionPhase::Ended) {
     // R-SD-15: publish only when every other member authenticated that it accepts nothing more
     // (its End or its Quit). Presence is never enough: the server controls it.
     std::vector<std::string> pending;

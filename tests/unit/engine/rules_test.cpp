@@ -406,6 +406,17 @@ struct Fake {
     return codec::encode(d);
   }
 
+  // §4.7: a shutdown-round message of ours (Shutdown, Digest, End, Quit) with the fields the
+  // caller set, MAC'd under K_auth of `group` and signed.
+  template <class M>
+  Bytes sealed(const Hash32& sid, const Hash32& group, M m) {
+    std::copy_n(sid.begin(), m.session_tag.size(), m.session_tag.begin());
+    m.sender = index;
+    m.mac = spec::message_mac(spec::auth_key(group), view(codec::encode_mac_part(m)));
+    m.signature = sign(sid, codec::encode_signed_part(m));
+    return codec::encode(m);
+  }
+
   Bytes attest(const Hash32& sid, const Hash32& th, const Hash32& kc) {
     codec::Attest m;
     m.session_id = sid;
@@ -3235,4 +3246,62 @@ TEST_CASE("R-SD-14 End: only after a shutdown, once per member, and keys wait fo
     REQUIRE(alice.engine->phase() == Phase::Established);
     require_rejected(room, alice, "bob", end, ErrorCode::UnexpectedMessage);
   }
+}
+
+TEST_CASE("R-SD-14 an End naming a digest we lacked is compared once that digest arrives, also after we published", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  const TimeMs t0 = f.room.now();
+  f.room.absorb(alice, alice.engine->leave(t0, *alice.rng));
+  // Nobody wrote anything: every honest transcript digest is d (§5.13).
+  Bytes t = spec::cat({spec::txt("mpotr-v2 transcript")});
+  Bytes e = spec::cat({spec::txt("mpotr-v2 end")});
+  for (std::uint8_t m = 0; m < 3; ++m) {
+    append(t, view(spec::u32(0)));
+    append(t, view(spec::chain_start(sid, m)));
+  }
+  const Hash32 d = spec::H(t);
+  for (std::uint8_t m = 0; m < 3; ++m) {
+    append(e, view(spec::u8(1)));
+    append(e, view(d));
+  }
+  // carol signs two digests: d for alice (held back by the server), another for bob.
+  codec::Shutdown sc;
+  codec::Digest for_alice;
+  for_alice.transcript_digest = d;
+  codec::Digest for_bob;
+  for_bob.transcript_digest = d;
+  for_bob.transcript_digest[0] ^= 0x01;
+  codec::End ec;
+  for (std::size_t m = 0; m < 3; ++m) {
+    ec.present.set(m);
+  }
+  ec.digests_hash = spec::H(e);
+  const Bytes dg_alice = f.carol.sealed(sid, group, for_alice);
+  const Bytes dg_bob = f.carol.sealed(sid, group, for_bob);
+  f.inject(f.carol.sealed(sid, group, sc));
+  f.inject(dg_bob);
+  f.inject(f.carol.sealed(sid, group, ec));
+  run_filtered(f.room, [&](const Wire& w, const SimMember& m) {
+    if (w.payload == dg_bob) {
+      return m.nick == "bob";
+    }
+    return !(m.nick == "alice" && w.from == "bob" && type_of(w.payload) == MessageType::KeyReveal);
+  });
+  REQUIRE(kinds(f.bob().events, EventKind::TranscriptMismatch).at(0).nick == "carol");
+  REQUIRE(sent_by(f.room, "bob", MessageType::End).size() == 1);  // over carol's digest for bob
+  REQUIRE(sent_by(f.room, "alice", MessageType::End).empty());    // alice still waits for carol's
+  // At the deadline carol is excused; bob's and carol's Ends are held, so alice publishes. Both
+  // name carol's digest, which alice lacks: not comparable yet.
+  auto dl = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(dl.ok());
+  REQUIRE(has_event(dl->events, EventKind::KeyPublished));
+  REQUIRE(kinds(dl->events, EventKind::TranscriptMismatch).empty());
+  // carol's digest for alice arrives at last. It equals alice's own, but bob's End hashed another.
+  const Output late = require_accepted(f.room, alice, "carol", dg_alice);
+  const auto mismatch = kinds(late.events, EventKind::TranscriptMismatch);
+  REQUIRE(mismatch.size() == 1);
+  REQUIRE(mismatch[0].nick == "bob");
 }
