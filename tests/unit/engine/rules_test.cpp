@@ -768,6 +768,30 @@ TEST_CASE("R-DEC-6 fields above their bound are rejected as oversize", "[rules]"
   }
 }
 
+TEST_CASE("R-DEC-6 a length prefix or count is checked as soon as it is read, before what it announces", "[rules]") {
+  // §4.9 step 3: each payload below ends right after the prefix or count; the bound decides.
+  DecodeFixture f;
+  const Bytes o = f.offer();
+  Bytes nick(o.begin(), o.begin() + 38);  // version, type, roster_digest, attempt
+  nick.push_back(kMaxNickLen + 1);        // none of the 65 bytes it announces follows
+  require_rejected(f.room, f.alice(), "bob", nick, ErrorCode::DecodeOversize);
+  nick.back() = 0;  // an empty nick is found before the missing nonce
+  require_rejected(f.room, f.alice(), "bob", nick, ErrorCode::DecodeBadValue);
+  const Bytes k = f.key_share();
+  Bytes count(k.begin(), k.begin() + 148);  // up to and including `refused`
+  count.push_back(kMaxMembers);
+  require_rejected(f.room, f.alice(), "bob", count, ErrorCode::DecodeOversize);
+  count.back() = 0;
+  require_rejected(f.room, f.alice(), "bob", count, ErrorCode::DecodeBadValue);
+  Bytes acks(f.b1.begin(), f.b1.begin() + 15);  // up to and including seq
+  acks.push_back(kMaxMembers);
+  require_rejected(f.room, f.alice(), "bob", acks, ErrorCode::DecodeOversize);
+  const Bytes raw = raw_data_with_acks(Bytes{0x00, 0x00}, 2);
+  Bytes ct(raw.begin(), raw.begin() + 50);  // up to and including view_digest
+  append(ct, view(spec::u32(kMaxTextLen + 1)).subspan(2));  // u16 length 16385, no text
+  require_rejected(f.room, f.alice(), "bob", ct, ErrorCode::DecodeOversize);
+}
+
 TEST_CASE("R-DEC-7 a point not in uncompressed form is rejected", "[rules]") {
   DecodeFixture f;
   for (int field = 0; field < 3; ++field) {
@@ -782,6 +806,14 @@ TEST_CASE("R-DEC-7 a point not in uncompressed form is rejected", "[rules]") {
   auto k = decode_as<codec::KeyShare>(f.key_share());
   k.elgamal_r[0] = 0x02;
   require_rejected(f.room, f.alice(), "bob", codec::encode(k), ErrorCode::DecodeBadValue);
+}
+
+TEST_CASE("R-DEC-7 a point is read whole before its form is checked", "[rules]") {
+  DecodeFixture f;
+  Bytes o = f.offer();
+  o[74] = 0x02;  // identity_key (after nick "bob" and the nonce) in compressed form ...
+  o.resize(74 + 10);  // ... but cut short inside the point
+  require_rejected(f.room, f.alice(), "bob", o, ErrorCode::DecodeTruncated);
 }
 
 TEST_CASE("R-DEC-8 an empty nick, a zero sequence number or a zero count is rejected", "[rules]") {
@@ -810,6 +842,15 @@ TEST_CASE("R-DEC-9 a heartbeat with text or a chat entry without text is rejecte
   require_rejected(f.room, f.alice(), "bob", codec::encode(d), ErrorCode::DecodeBadValue);
 }
 
+TEST_CASE("R-DEC-9 is decided once the ciphertext is read: a heartbeat whose text is cut short is truncated", "[rules]") {
+  DecodeFixture f;
+  Bytes hb = raw_data_with_acks(Bytes{0x00, 0x00}, 2);
+  hb[1] = 0x11;  // a heartbeat carrying one byte of text
+  require_rejected(f.room, f.alice(), "bob", hb, ErrorCode::DecodeBadValue);
+  hb.resize(52);  // the length (1) is there, the text is not
+  require_rejected(f.room, f.alice(), "bob", hb, ErrorCode::DecodeTruncated);
+}
+
 TEST_CASE("R-DEC-10 a varint that is not minimal or exceeds 32 bits is rejected", "[rules]") {
   DecodeFixture f;
   // Well-formed baseline: decodes, then fails later for routing reasons only.
@@ -822,6 +863,17 @@ TEST_CASE("R-DEC-10 a varint that is not minimal or exceeds 32 bits is rejected"
     CAPTURE(to_hex(view(acks)));
     require_rejected(f.room, f.alice(), "bob", raw_data_with_acks(acks, 2), ErrorCode::DecodeBadValue);
   }
+}
+
+TEST_CASE("R-DEC-10 a fifth varint byte with its continuation bit is rejected at once, even at the end", "[rules]") {
+  DecodeFixture f;
+  const Bytes raw = raw_data_with_acks(Bytes{0x00, 0x00}, 2);
+  Bytes five(raw.begin(), raw.begin() + 16);  // up to and including ack_count
+  append(five, view(Bytes{0x00, 0x80, 0x80, 0x80, 0x80, 0x80}));  // the payload ends here
+  require_rejected(f.room, f.alice(), "bob", five, ErrorCode::DecodeBadValue);
+  Bytes two(raw.begin(), raw.begin() + 16);
+  append(two, view(Bytes{0x00, 0x80, 0x80}));  // ends inside a varint of at most 5 bytes
+  require_rejected(f.room, f.alice(), "bob", two, ErrorCode::DecodeTruncated);
 }
 
 TEST_CASE("R-DEC-11 a sequence number, ack or final count above 2^20 is rejected", "[rules]") {
