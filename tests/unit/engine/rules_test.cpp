@@ -1563,6 +1563,12 @@ TEST_CASE("R-KS-13 accusations: a false one names the accuser, an equivocating k
     REQUIRE(excluded[0].nick == "carol");
     REQUIRE(excluded[0].code == ErrorCode::FalseAccusation);
     REQUIRE(excluded[0].by == "carol");
+    // Decided right after carol's key share is stored, before round 3 could start (carol's was
+    // the last key share missing): no Attest, the next attempt (without carol) at once.
+    REQUIRE(out.broadcasts.size() == 1);
+    const auto next = decode_as<codec::Offer>(out.broadcasts[0]);
+    REQUIRE(next.attempt == 1);
+    REQUIRE(next.roster_digest == spec::roster_digest(Room::kRoomName, {"alice", "bob"}));
     // alice, the accused, sees the same: her own share for carol checks out.
     require_accepted(f.room, f.alice(), "carol", kc);
     const Output at_alice = require_accepted(f.room, f.alice(), "carol", lie);
@@ -1867,6 +1873,36 @@ TEST_CASE("R-AT-10 an attempt given up in round 3 sends a Quit, so members that 
   REQUIRE(r.ok());
   REQUIRE(r->broadcasts.size() == 1);
   REQUIRE(type_of(r->broadcasts[0]) == MessageType::Offer);
+}
+
+TEST_CASE("R-AT-10 an attempt in round 3 replaced by another offer (R-OFF-9, R-OFF-11) sends its Quit first", "[rules]") {
+  Room room(3);
+  auto& carol = room.by_nick("carol");
+  run_filtered(room, [](const Wire& w, const SimMember& m) {
+    return !(m.nick == "carol" && w.from == "alice" && type_of(w.payload) == MessageType::Attest);
+  });
+  REQUIRE(carol.engine->phase() == Phase::SettingUp);  // in phase Attests, her Attest out
+  const Hash32 sid = room.by_nick("alice").engine->session()->session_id;
+  SECTION("a higher attempt number (R-OFF-9)") {
+    auto& bob = room.by_nick("bob");
+    auto r = bob.engine->restart(room.now(), *bob.rng);
+    REQUIRE(r.ok());
+    const Output out = require_accepted(room, carol, "bob", first_of(r->broadcasts, MessageType::Offer));
+    REQUIRE(out.broadcasts.size() == 2);
+    const auto quit = decode_as<codec::Quit>(out.broadcasts[0]);
+    REQUIRE(std::equal(quit.session_tag.begin(), quit.session_tag.end(), sid.begin()));
+    REQUIRE(quit.final_count == 0);
+    REQUIRE(decode_as<codec::Offer>(out.broadcasts[1]).attempt == 1);
+    REQUIRE(has_event(out.events, EventKind::SetupStarted));
+  }
+  SECTION("a second offer of a member for the running attempt (R-OFF-11)") {
+    auto o = decode_as<codec::Offer>(sent_by(room, "bob", MessageType::Offer).at(0));
+    o.nonce[0] ^= 0x01;
+    const Output out = require_accepted(room, carol, "bob", codec::encode(o));
+    REQUIRE(out.broadcasts.size() == 2);
+    REQUIRE(type_of(out.broadcasts[0]) == MessageType::Quit);
+    REQUIRE(decode_as<codec::Offer>(out.broadcasts[1]).attempt == 1);
+  }
 }
 
 TEST_CASE("R-AT-8 nobody sends chat before every attest matched", "[rules]") {
@@ -2934,7 +2970,9 @@ TEST_CASE("R-MEM-2 a roster change closes the session and starts a new attempt w
   REQUIRE(r.ok());
   REQUIRE(has_event(r->events, EventKind::SessionClosing));
   REQUIRE(has_event(r->events, EventKind::SetupStarted));
+  REQUIRE(r->broadcasts.size() == 2);  // our Shutdown first, then the new Offer
   REQUIRE(type_of(r->broadcasts.at(0)) == MessageType::Shutdown);
+  REQUIRE(type_of(r->broadcasts.at(1)) == MessageType::Offer);
   const auto fresh = decode_as<codec::Offer>(first_of(r->broadcasts, MessageType::Offer));
   REQUIRE(fresh.roster_digest != old_offer.roster_digest);
   REQUIRE(fresh.attempt == 0);
