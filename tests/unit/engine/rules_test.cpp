@@ -2261,6 +2261,26 @@ TEST_CASE("R-DATA-10 an entry claiming more of our entries than we sent is a spl
   REQUIRE(split[0].nick == "bob");
 }
 
+TEST_CASE("R-DATA-10 is checked first, whatever other entries the view names", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  // bob holds alice's #1, which carol lacks, and an entry in carol's name that carol never
+  // wrote. alice's index is below carol's: that must not hide the split view from carol.
+  require_accepted(room, bob, "alice", send_from(*alice.engine, *alice.rng, room.now(), "a1"));
+  Engine evil = *carol.engine;
+  DeterministicRng evil_rng(7);
+  require_accepted(room, bob, "carol", send_from(evil, evil_rng, room.now(), "carol never said this"));
+  const Output out = require_accepted(room, carol, "bob", send_from(*bob.engine, *bob.rng, room.now(), "b1"));
+  const auto split = kinds(out.events, EventKind::SplitView);
+  REQUIRE(split.size() == 1);
+  REQUIRE(split[0].nick == "bob");
+  REQUIRE(split[0].seq == 0);  // names no entry of bob's
+  REQUIRE(kinds(out.events, EventKind::Gap).empty());  // the view is examined no further
+}
+
 TEST_CASE("R-DATA-11 an entry naming entries we lack reports the gap and is checked when they arrive", "[rules]") {
   Room room(3);
   establish(room);
@@ -2284,6 +2304,37 @@ TEST_CASE("R-DATA-11 an entry naming entries we lack reports the gap and is chec
   }
   REQUIRE(carol_confirmed_by_bob);
   REQUIRE(kinds(later.events, EventKind::SplitView).empty());
+}
+
+TEST_CASE("R-DATA-11 every member whose entries a view names and we lack gets its Gap, in index order", "[rules]") {
+  Room room(4);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  auto& dave = room.by_nick("dave");
+  const Bytes b1 = send_from(*bob.engine, *bob.rng, room.now(), "b1");
+  const Bytes c1 = send_from(*carol.engine, *carol.rng, room.now(), "c1");
+  require_accepted(room, dave, "bob", b1);
+  require_accepted(room, dave, "carol", c1);
+  const Output out = require_accepted(room, alice, "dave", send_from(*dave.engine, *dave.rng, room.now(), "d1"));
+  const auto gaps = kinds(out.events, EventKind::Gap);
+  REQUIRE(gaps.size() == 2);
+  REQUIRE(gaps[0].nick == "bob");
+  REQUIRE(gaps[1].nick == "carol");
+  for (const auto& g : gaps) {
+    REQUIRE(g.seq == 1);
+    REQUIRE(g.seq_end == 1);
+    REQUIRE(g.by == "dave");
+  }
+  // The view is checked once both entries are in: it confirms them.
+  require_accepted(room, alice, "bob", b1);
+  const Output done = require_accepted(room, alice, "carol", c1);
+  bool confirmed = false;
+  for (const auto& e : kinds(done.events, EventKind::Confirmed)) {
+    confirmed = confirmed || (e.by == "dave" && e.nick == "carol");
+  }
+  REQUIRE(confirmed);
 }
 
 TEST_CASE("R-DATA-12 entries confirm what their author had seen, all others confirming is full confirmation",
