@@ -2223,6 +2223,83 @@ TEST_CASE("R-DATA-8 a gap that is not filled in time is reported lost and skippe
   REQUIRE(next.acks.at(0) == 0);  // alice acknowledges none of bob's entries any more
 }
 
+TEST_CASE("R-DATA-8 the lost range ends before the lowest held entry, else at the highest count known", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  const TimeMs t0 = f.room.now();
+  SECTION("entries held beyond two holes: one loss per hole, a new Gap and timer for the next") {
+    require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 3, {0, 0}));
+    REQUIRE(require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 6, {0, 0})).events.empty());
+    auto t1 = alice.engine->tick(t0 + kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t1.ok());
+    REQUIRE(t1->events.size() == 3);
+    REQUIRE(t1->events[0].kind == EventKind::MessageLost);
+    REQUIRE(t1->events[0].nick == "carol");
+    REQUIRE(t1->events[0].seq == 1);
+    REQUIRE(t1->events[0].seq_end == 2);
+    REQUIRE(t1->events[0].by.empty());
+    REQUIRE(t1->events[1].kind == EventKind::MessageReceived);
+    REQUIRE(t1->events[1].seq == 3);
+    REQUIRE_FALSE(t1->events[1].late);
+    REQUIRE(t1->events[2].kind == EventKind::Gap);
+    REQUIRE(t1->events[2].nick == "carol");
+    REQUIRE(t1->events[2].seq == 4);
+    REQUIRE(t1->events[2].seq_end == 5);
+    REQUIRE(t1->events[2].by.empty());
+    auto early = alice.engine->tick(t0 + 2 * kDefaultGapTimeoutMs - 1, *alice.rng);
+    REQUIRE(early.ok());
+    REQUIRE(kinds(early->events, EventKind::MessageLost).empty());
+    auto t2 = alice.engine->tick(t0 + 2 * kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t2.ok());
+    const auto lost = kinds(t2->events, EventKind::MessageLost);
+    REQUIRE(lost.size() == 1);
+    REQUIRE(lost[0].seq == 4);
+    REQUIRE(lost[0].seq_end == 5);
+    REQUIRE(kinds(t2->events, EventKind::MessageReceived).at(0).seq == 6);
+    REQUIRE(kinds(t2->events, EventKind::Gap).empty());
+  }
+  SECTION("nothing held: up to the final count") {
+    require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 1, {0, 0}));
+    codec::Shutdown sd;
+    sd.final_count = 3;
+    const Output closing = require_accepted(f.room, alice, "carol", f.carol.sealed(sid, group, sd));
+    const auto gap = kinds(closing.events, EventKind::Gap);
+    REQUIRE(gap.size() == 1);
+    REQUIRE(gap[0].seq == 2);
+    REQUIRE(gap[0].seq_end == 3);
+    auto t = alice.engine->tick(t0 + kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t.ok());
+    const auto lost = kinds(t->events, EventKind::MessageLost);
+    REQUIRE(lost.size() == 1);
+    REQUIRE(lost[0].seq == 2);
+    REQUIRE(lost[0].seq_end == 3);
+    REQUIRE(lost[0].by.empty());
+    REQUIRE(kinds(t->events, EventKind::Gap).empty());
+  }
+}
+
+TEST_CASE("R-DATA-8 a lost entry that arrives late is shown, and its view is not examined", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 2, {0, 0}));
+  auto t = alice.engine->tick(f.room.now() + kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kinds(t->events, EventKind::MessageLost).size() == 1);
+  // Entry 1 claims 5 entries of alice, who wrote none (R-DATA-10 would make it a split view),
+  // and 3 of bob's, which alice lacks (R-DATA-11 would report a gap): neither is looked at.
+  const Output late = require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 1, {5, 3}));
+  REQUIRE(late.broadcasts.empty());
+  REQUIRE(late.events.size() == 1);
+  REQUIRE(late.events[0].kind == EventKind::MessageReceived);
+  REQUIRE(late.events[0].nick == "carol");
+  REQUIRE(late.events[0].seq == 1);
+  REQUIRE(late.events[0].late);
+}
+
 TEST_CASE("R-DATA-9 an entry written on a different transcript is a split view", "[rules]") {
   Room room(3);
   establish(room);
@@ -2337,6 +2414,45 @@ TEST_CASE("R-DATA-11 every member whose entries a view names and we lack gets it
   REQUIRE(confirmed);
 }
 
+TEST_CASE("R-DATA-11 a larger claim while the gap is pending raises it and names its claimer, no new Gap or timer", "[rules]") {
+  Room room(4);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  auto& dave = room.by_nick("dave");
+  const Bytes d1 = send_from(*dave.engine, *dave.rng, room.now(), "d1");
+  const Bytes d2 = send_from(*dave.engine, *dave.rng, room.now(), "d2");
+  require_accepted(room, bob, "dave", d1);
+  require_accepted(room, carol, "dave", d1);
+  require_accepted(room, carol, "dave", d2);
+  const Bytes b1 = send_from(*bob.engine, *bob.rng, room.now(), "b1");      // acknowledges dave's #1
+  const Bytes c1 = send_from(*carol.engine, *carol.rng, room.now(), "c1");  // acknowledges dave's #2
+  const TimeMs t0 = room.now();
+  const Output first = require_accepted(room, alice, "bob", b1);
+  const auto gap = kinds(first.events, EventKind::Gap);
+  REQUIRE(gap.size() == 1);
+  REQUIRE(gap[0].nick == "dave");
+  REQUIRE(gap[0].seq == 1);
+  REQUIRE(gap[0].seq_end == 1);
+  REQUIRE(gap[0].by == "bob");
+  auto second = alice.engine->receive("carol", view(c1), t0 + 5000, *alice.rng);
+  REQUIRE(second.ok());
+  REQUIRE(kinds(second->events, EventKind::Gap).empty());
+  auto early = alice.engine->tick(t0 + kDefaultGapTimeoutMs - 1, *alice.rng);
+  REQUIRE(early.ok());
+  REQUIRE(kinds(early->events, EventKind::MessageLost).empty());
+  auto t = alice.engine->tick(t0 + kDefaultGapTimeoutMs, *alice.rng);  // the first claim's deadline
+  REQUIRE(t.ok());
+  const auto lost = kinds(t->events, EventKind::MessageLost);
+  REQUIRE(lost.size() == 1);
+  REQUIRE(lost[0].nick == "dave");
+  REQUIRE(lost[0].seq == 1);
+  REQUIRE(lost[0].seq_end == 2);
+  REQUIRE(lost[0].by == "carol");
+  REQUIRE(kinds(t->events, EventKind::Gap).empty());
+}
+
 TEST_CASE("R-DATA-12 entries confirm what their author had seen, all others confirming is full confirmation",
           "[rules]") {
   Room room(3);
@@ -2360,6 +2476,47 @@ TEST_CASE("R-DATA-12 entries confirm what their author had seen, all others conf
   REQUIRE(full[0].seq == 1);
 }
 
+TEST_CASE("R-DATA-12 our own entry reports the confirmations it makes, member by member in index order", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& carol = room.by_nick("carol");
+  room.send_text("bob", "b1");
+  room.run();  // everyone holds bob's #1
+  const Output seen = require_accepted(room, alice, "carol", send_from(*carol.engine, *carol.rng, room.now(), "c1"));
+  const auto by_carol = kinds(seen.events, EventKind::Confirmed);
+  REQUIRE(by_carol.size() == 1);
+  REQUIRE(by_carol[0].nick == "bob");
+  REQUIRE(by_carol[0].by == "carol");
+  REQUIRE(kinds(seen.events, EventKind::FullyConfirmed).empty());  // alice has not acknowledged it yet
+  const auto require_own = [](const std::vector<Event>& ev) {
+    REQUIRE(ev.size() == 3);
+    REQUIRE(ev[0].kind == EventKind::Confirmed);
+    REQUIRE(ev[0].nick == "bob");
+    REQUIRE(ev[0].seq == 1);
+    REQUIRE(ev[0].by == "alice");
+    REQUIRE(ev[1].kind == EventKind::FullyConfirmed);
+    REQUIRE(ev[1].nick == "bob");
+    REQUIRE(ev[1].seq == 1);
+    REQUIRE(ev[2].kind == EventKind::Confirmed);
+    REQUIRE(ev[2].nick == "carol");
+    REQUIRE(ev[2].seq == 1);
+    REQUIRE(ev[2].by == "alice");
+  };
+  SECTION("by the call that sends a chat entry") {
+    auto r = alice.engine->send_text("a1", room.now(), *alice.rng);
+    REQUIRE(r.ok());
+    require_own(r->events);
+  }
+  SECTION("by the tick() that sends a heartbeat") {
+    auto r = alice.engine->tick(room.now() + kDefaultHeartbeatMs, *alice.rng);
+    REQUIRE(r.ok());
+    REQUIRE(r->broadcasts.size() == 1);
+    REQUIRE(type_of(r->broadcasts[0]) == MessageType::Heartbeat);
+    require_own(r->events);
+  }
+}
+
 TEST_CASE("R-DATA-13 our entry not confirmed by everyone in time is reported overdue, once", "[rules]") {
   Room room(3);
   establish(room);
@@ -2374,6 +2531,7 @@ TEST_CASE("R-DATA-13 our entry not confirmed by everyone in time is reported ove
   const auto overdue = kinds(t->events, EventKind::ConfirmationOverdue);
   REQUIRE(overdue.size() == 1);
   REQUIRE(overdue[0].seq == 1);
+  REQUIRE(overdue[0].nick == "alice");  // the author: ourselves (Appendix B)
   REQUIRE(overdue[0].nicks == std::vector<std::string>{"bob", "carol"});
   auto again = alice.engine->tick(room.now() + 3 * kDefaultConfirmTimeoutMs, *alice.rng);
   REQUIRE(again.ok());
@@ -2401,6 +2559,23 @@ TEST_CASE("R-DATA-14 an idle member acknowledges new entries with one heartbeat"
   for (const auto& m : room.members()) {
     REQUIRE(m.errors.empty());
   }
+}
+
+TEST_CASE("R-DATA-14 a heartbeat timer pending when the session leaves Active is cancelled", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const TimeMs t0 = room.now();
+  require_accepted(room, alice, "bob", send_from(*bob.engine, *bob.rng, t0, "hi"));  // alice's timer: t0 + 5 s
+  auto left = alice.engine->leave(t0, *alice.rng);
+  REQUIRE(left.ok());
+  REQUIRE(left->wake_at.has_value());
+  REQUIRE(*left->wake_at == t0 + kDefaultShutdownTimeoutMs);  // the heartbeat is no longer due
+  auto t = alice.engine->tick(t0 + kDefaultHeartbeatMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(t->broadcasts.empty());
+  REQUIRE(t->events.empty());
 }
 
 TEST_CASE("R-SEND-1 send_text needs an established session, 1..16384 bytes of text", "[rules]") {
