@@ -2871,6 +2871,73 @@ TEST_CASE("R-SD-10 on shutdown timeout silent members are excused from the check
   }
 }
 
+TEST_CASE("R-SD-10 a member whose Shutdown is held but whose entries are missing is cut to what we received", "[rules]") {
+  Timeouts slow_gaps;
+  slow_gaps.gap = 2 * kDefaultShutdownTimeoutMs;  // the shutdown deadline comes before the gap's
+  Room room(3, 1, slow_gaps);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const Hash32 sid = alice.engine->session()->session_id;
+  for (const char* text : {"b1", "b2", "b3"}) {
+    room.send_text("bob", text);
+  }
+  const Bytes b1 = sent_by(room, "bob", MessageType::Data).at(0);
+  const Bytes b2 = sent_by(room, "bob", MessageType::Data).at(1);
+  const auto pass = [&](const Wire& w, const SimMember& m) { return !(m.nick == "alice" && w.payload == b2); };
+  run_filtered(room, pass);
+  const TimeMs t0 = room.now();
+  room.absorb(bob, bob.engine->leave(t0, *bob.rng));
+  run_filtered(room, pass);
+  REQUIRE(sent_by(room, "alice", MessageType::Shutdown).size() == 1);
+  REQUIRE(sent_by(room, "alice", MessageType::Digest).empty());  // bob's #2 missing, #3 held
+  auto t = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  const auto incomplete = kinds(t->events, EventKind::ShutdownIncomplete);
+  REQUIRE(incomplete.size() == 1);
+  REQUIRE(incomplete[0].nicks == std::vector<std::string>{"bob"});
+  // bob's final count became 1 (what alice received in order); #3, held beyond the hole, was
+  // dropped: the digest is over bob's intact chain up to #1, with no lost run.
+  const auto dg = decode_as<codec::Digest>(first_of(t->broadcasts, MessageType::Digest));
+  const Hash32 id1 = spec::signed_digest(sid, ByteView(b1).first(b1.size() - 64));
+  const Hash32 c1 = spec::H(spec::cat({view(spec::chain_start(sid, 1)), view(id1)}));
+  const Bytes expected = spec::cat({spec::txt("mpotr-v2 transcript"), view(spec::u32(0)), view(spec::chain_start(sid, 0)),
+                                    view(spec::u32(1)), view(c1), view(spec::u32(0)), view(spec::chain_start(sid, 2))});
+  REQUIRE(dg.transcript_digest == spec::H(expected));
+}
+
+TEST_CASE("R-SD-10 the shutdown deadline runs from Closing; rounds completed in time do not restart it", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const TimeMs t0 = room.now();
+  room.absorb(alice, alice.engine->leave(t0, *alice.rng));
+  std::vector<Wire> held;
+  run_filtered(room, [&](const Wire& w, const SimMember& m) {
+    const auto type = type_of(w.payload);
+    const bool hold = m.nick == "alice" && w.from == "carol" && (type == MessageType::Digest || type == MessageType::End);
+    if (hold) {
+      held.push_back(w);
+    }
+    return !hold;
+  });
+  REQUIRE(held.size() == 2);
+  REQUIRE(type_of(held[0].payload) == MessageType::Digest);
+  // carol's Digest reaches alice 10 s into the shutdown: alice moves on to Ended (her End).
+  auto r = alice.engine->receive("carol", view(held[0].payload), t0 + 10000, *alice.rng);
+  REQUIRE(r.ok());
+  REQUIRE(first_of(r->broadcasts, MessageType::End).size() == 155);
+  REQUIRE(r->wake_at.has_value());
+  REQUIRE(*r->wake_at == t0 + kDefaultShutdownTimeoutMs);  // still the deadline set when Closing began
+  auto before = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs - 1, *alice.rng);
+  REQUIRE(before.ok());
+  REQUIRE(before->events.empty());
+  auto t = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kinds(t->events, EventKind::ShutdownIncomplete).at(0).nicks == std::vector<std::string>{"carol"});
+  REQUIRE(kinds(t->events, EventKind::KeyWithheld).at(0).nicks == std::vector<std::string>{"carol"});
+}
+
 TEST_CASE("R-SD-15 our key is published only after every other member's End or Quit", "[rules]") {
   Room room(3);
   establish(room);
