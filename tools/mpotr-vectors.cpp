@@ -204,7 +204,7 @@ Result<Json> generate_crypto() {
   Json doc = header(
       "Primitive known answers of mpOTR v2 (unchanged from v1) from fixed seeds: the test RNG "
       "(DeterministicRng), P-256 keys, ECDH, hedged ECDSA (k = HMAC-SHA-256(d, rnd32 || digest || u32 "
-      "counter), first candidate in [1, n-1]; rnd32 is the first 32-byte draw of "
+      "counter), first candidate in [1, q-1] where q is the group order; rnd32 is the first 32-byte draw of "
       "DeterministicRng(rng_seed); signature = r || s), SHA-256, HMAC-SHA-256, HKDF-SHA-256 and "
       "AES-128-CTR (the IV is the initial 128-bit big-endian counter block). Inputs were drawn from "
       "DeterministicRng(seed); standard external vectors live in tests/data/.",
@@ -1109,7 +1109,7 @@ Result<Json> message_mac_cases(const KsSetup& st) {
 
 Result<Json> generate_key_schedule() {
   Json doc = header(
-      "Known answers for every derivation in mpotr/engine/key_schedule.h (spec/mpotr.md section 5), from "
+      "Known answers for every derivation of spec/mpotr.md section 5, from "
       "fixed inputs. The cases share one 3-member setup (alice=0, bob=1, carol=2 in "
       "room@conference.localhost, attempt 0) whose scalars, nonces and secrets were drawn from "
       "DeterministicRng(seed); every input is given explicitly, so no case needs the RNG. dake_keys: "
@@ -1678,7 +1678,7 @@ Result<Json> invalid_cases(const MessageSamples& s) {
 
 Result<Json> generate_messages() {
   Json doc = header(
-      "Wire encodings of every mpOTR v2 message type (mpotr/codec/messages.h, spec/mpotr.md section 4): "
+      "Wire encodings of every mpOTR v2 message type (spec/mpotr.md section 4): "
       "the decoded fields and the exact bytes. encode(fields) == encoding and decode(encoding) == "
       "fields; signed_len and mac_len are the lengths the decoder reports (signed_len = the whole "
       "payload for the unsigned offer and key_reveal, mac_len = 0 for messages without a MAC). Signed "
@@ -2273,17 +2273,24 @@ Result<Json> generate_session() {
       "A complete deterministic 3-member mpOTR v2 conversation: setup (3 offers, 3 key shares with "
       "commitments, 3 attests), chat messages, a heartbeat round, and a shutdown run started by alice "
       "leaving (shutdowns, digests, ends, then key reveals once every member's End is in); every entry "
-      "and shutdown message carries the group MAC under derived.auth_key. Replay: build each member's "
-      "engine with EngineConfig{room, nick, timeouts} and "
-      "IdentityKey::generate(DeterministicRng(identity_seed)); every engine call uses that member's "
-      "DeterministicRng(rng_seed) and the step's `at` as the time. Steps: set_roster calls "
-      "set_roster(all members, jid = nick@localhost) on each member in member order; send_text and "
-      "leave call the named member; tick calls tick() on each member in member order; run delivers the "
-      "queued broadcasts first-in first-out, each to every member in member order (the sender "
-      "included, as rooms reflect messages), until the queue is empty. Every call's broadcasts join "
-      "the queue tail in order. broadcasts lists them in that order with the step and the delivered "
-      "broadcast (trigger) that produced them; events lists each member's events with the same "
-      "step/trigger and every set field except the free-text detail.",
+      "and shutdown message carries the group MAC under derived.auth_key. Replay, in the calls of "
+      "spec/mpotr.md section 6.4: each member (in `members` order: alice, bob, carol) has one engine "
+      "for `room`, with its nick, the `timeouts` (ms), no trust store and the default admission policy "
+      "(every identity trusted on first use), and the identity key pair that is the one private-key "
+      "draw of DeterministicRng(identity_seed) (section 12; = identity_private). Every call of a "
+      "member's engine draws from that member's DeterministicRng(rng_seed), one stream for the whole "
+      "conversation, and takes the step's `at` as now. Steps, in `script` order: set_roster - each "
+      "member, in member order, calls set_roster with every member as (nick, jid = nick@localhost); "
+      "send_text - the named member calls send_text(text); leave - the named member calls leave(); "
+      "tick - each member, in member order, calls tick(); run - the queued broadcasts are delivered "
+      "first-in first-out, each to every member in member order, the sender included (rooms reflect "
+      "messages), as receive(from_nick = its sender, payload), until the queue is empty (the "
+      "broadcasts that deliveries produce join the queue meanwhile). Every call's broadcasts join the "
+      "queue tail in their order. No call fails and no event is `rejected`. broadcasts lists every "
+      "broadcast in queue order with the step and the delivered broadcast (trigger, null for a "
+      "step's own calls) that produced it; events lists each member's events in the order its calls "
+      "returned them, with the same step/trigger, written as spec/mpotr.md Appendix B says "
+      "(snake_case kind, every set field except the free-text detail).",
       kSessionSeed);
   const Timeouts timeouts{};
   doc["room"] = kRoom;

@@ -349,17 +349,21 @@ void Session::deliver(std::uint8_t j, const Held& entry, bool late, TimeMs now, 
 // was shown a different transcript than we were (or is lying about it): a split view.
 void Session::check_view(const PendingView& v, Output& out, bool first_time, TimeMs now) {
   const std::string& nick = m_roster[v.sender].nick;
+  // R-DATA-10 first, whatever else the view names: entries in our name we never wrote.
+  if (v.counts[m_self] > m_peers[m_self].transcript.count()) {
+    Event split = make_event(EventKind::SplitView, nick);
+    split.detail = "claims " + std::to_string(v.counts[m_self]) + " of our entries; we sent " +
+                   std::to_string(m_peers[m_self].transcript.count());
+    out.events.push_back(std::move(split));
+    return;
+  }
+  // R-DATA-11 for every member whose entries the view names and we lack, in index order.
+  bool incomplete = false;
   for (std::size_t m = 0; m < v.counts.size(); ++m) {
-    if (v.counts[m] <= m_peers[m].transcript.count()) {
+    if (m == m_self || v.counts[m] <= m_peers[m].transcript.count()) {
       continue;
     }
-    if (m == m_self) {
-      Event split = make_event(EventKind::SplitView, nick);
-      split.detail = "claims " + std::to_string(v.counts[m]) + " of our entries; we sent " +
-                     std::to_string(m_peers[m].transcript.count());
-      out.events.push_back(std::move(split));
-      return;
-    }
+    incomplete = true;
     // The sender has entries of member m that we lack: lost or delayed on the way to us, or a
     // claim the sender alone makes (reported as such if they never come).
     Peer& missing = m_peers[m];
@@ -378,6 +382,8 @@ void Session::check_view(const PendingView& v, Output& out, bool first_time, Tim
       out.events.push_back(std::move(gap));
       missing.gap_deadline = now + m_timeouts.gap;
     }
+  }
+  if (incomplete) {
     if (first_time && m_pending_views.size() < kMaxHeldMessages) {
       m_pending_views.push_back(v);
     }
@@ -689,7 +695,8 @@ Result<Output> Session::on_end(const codec::End& msg, ByteView payload, const co
 
 // Compares each End we hold with the digests we hold: over the sender's own `present` set, so
 // that members excused by one of us and not the other are not a false alarm. An End naming a
-// digest we lack cannot be compared (R-SD-14).
+// digest we lack cannot be compared yet (R-SD-14); it is, once that digest arrives, in Ended or
+// Revealed. Each member's mismatch is reported once.
 void Session::compare_ends(Output& out) {
   for (std::size_t m = 0; m < m_peers.size(); ++m) {
     const Peer& p = m_peers[m];
@@ -781,8 +788,12 @@ Result<Output> Session::progress(TimeMs now, Rng& rng) {
     out.broadcasts.push_back(codec::encode(msg));
     m_phase = SessionPhase::Ended;
   }
-  if (m_phase == SessionPhase::Ended) {
+  if (m_phase == SessionPhase::Ended || m_phase == SessionPhase::Revealed) {
+    // An End naming a digest we lacked is compared as soon as we hold it, also after we
+    // published (R-SD-14): a late digest can still show that its sender compared other ones.
     compare_ends(out);
+  }
+  if (m_phase == SessionPhase::Ended) {
     // R-SD-15: publish only when every other member authenticated that it accepts nothing more
     // (its End or its Quit). Presence is never enough: the server controls it.
     std::vector<std::string> pending;

@@ -406,6 +406,17 @@ struct Fake {
     return codec::encode(d);
   }
 
+  // §4.7: a shutdown-round message of ours (Shutdown, Digest, End, Quit) with the fields the
+  // caller set, MAC'd under K_auth of `group` and signed.
+  template <class M>
+  Bytes sealed(const Hash32& sid, const Hash32& group, M m) {
+    std::copy_n(sid.begin(), m.session_tag.size(), m.session_tag.begin());
+    m.sender = index;
+    m.mac = spec::message_mac(spec::auth_key(group), view(codec::encode_mac_part(m)));
+    m.signature = sign(sid, codec::encode_signed_part(m));
+    return codec::encode(m);
+  }
+
   Bytes attest(const Hash32& sid, const Hash32& th, const Hash32& kc) {
     codec::Attest m;
     m.session_id = sid;
@@ -757,6 +768,30 @@ TEST_CASE("R-DEC-6 fields above their bound are rejected as oversize", "[rules]"
   }
 }
 
+TEST_CASE("R-DEC-6 a length prefix or count is checked as soon as it is read, before what it announces", "[rules]") {
+  // §4.9 step 3: each payload below ends right after the prefix or count; the bound decides.
+  DecodeFixture f;
+  const Bytes o = f.offer();
+  Bytes nick(o.begin(), o.begin() + 38);  // version, type, roster_digest, attempt
+  nick.push_back(kMaxNickLen + 1);        // none of the 65 bytes it announces follows
+  require_rejected(f.room, f.alice(), "bob", nick, ErrorCode::DecodeOversize);
+  nick.back() = 0;  // an empty nick is found before the missing nonce
+  require_rejected(f.room, f.alice(), "bob", nick, ErrorCode::DecodeBadValue);
+  const Bytes k = f.key_share();
+  Bytes count(k.begin(), k.begin() + 148);  // up to and including `refused`
+  count.push_back(kMaxMembers);
+  require_rejected(f.room, f.alice(), "bob", count, ErrorCode::DecodeOversize);
+  count.back() = 0;
+  require_rejected(f.room, f.alice(), "bob", count, ErrorCode::DecodeBadValue);
+  Bytes acks(f.b1.begin(), f.b1.begin() + 15);  // up to and including seq
+  acks.push_back(kMaxMembers);
+  require_rejected(f.room, f.alice(), "bob", acks, ErrorCode::DecodeOversize);
+  const Bytes raw = raw_data_with_acks(Bytes{0x00, 0x00}, 2);
+  Bytes ct(raw.begin(), raw.begin() + 50);  // up to and including view_digest
+  append(ct, view(spec::u32(kMaxTextLen + 1)).subspan(2));  // u16 length 16385, no text
+  require_rejected(f.room, f.alice(), "bob", ct, ErrorCode::DecodeOversize);
+}
+
 TEST_CASE("R-DEC-7 a point not in uncompressed form is rejected", "[rules]") {
   DecodeFixture f;
   for (int field = 0; field < 3; ++field) {
@@ -771,6 +806,14 @@ TEST_CASE("R-DEC-7 a point not in uncompressed form is rejected", "[rules]") {
   auto k = decode_as<codec::KeyShare>(f.key_share());
   k.elgamal_r[0] = 0x02;
   require_rejected(f.room, f.alice(), "bob", codec::encode(k), ErrorCode::DecodeBadValue);
+}
+
+TEST_CASE("R-DEC-7 a point is read whole before its form is checked", "[rules]") {
+  DecodeFixture f;
+  Bytes o = f.offer();
+  o[74] = 0x02;  // identity_key (after nick "bob" and the nonce) in compressed form ...
+  o.resize(74 + 10);  // ... but cut short inside the point
+  require_rejected(f.room, f.alice(), "bob", o, ErrorCode::DecodeTruncated);
 }
 
 TEST_CASE("R-DEC-8 an empty nick, a zero sequence number or a zero count is rejected", "[rules]") {
@@ -799,6 +842,15 @@ TEST_CASE("R-DEC-9 a heartbeat with text or a chat entry without text is rejecte
   require_rejected(f.room, f.alice(), "bob", codec::encode(d), ErrorCode::DecodeBadValue);
 }
 
+TEST_CASE("R-DEC-9 is decided once the ciphertext is read: a heartbeat whose text is cut short is truncated", "[rules]") {
+  DecodeFixture f;
+  Bytes hb = raw_data_with_acks(Bytes{0x00, 0x00}, 2);
+  hb[1] = 0x11;  // a heartbeat carrying one byte of text
+  require_rejected(f.room, f.alice(), "bob", hb, ErrorCode::DecodeBadValue);
+  hb.resize(52);  // the length (1) is there, the text is not
+  require_rejected(f.room, f.alice(), "bob", hb, ErrorCode::DecodeTruncated);
+}
+
 TEST_CASE("R-DEC-10 a varint that is not minimal or exceeds 32 bits is rejected", "[rules]") {
   DecodeFixture f;
   // Well-formed baseline: decodes, then fails later for routing reasons only.
@@ -811,6 +863,17 @@ TEST_CASE("R-DEC-10 a varint that is not minimal or exceeds 32 bits is rejected"
     CAPTURE(to_hex(view(acks)));
     require_rejected(f.room, f.alice(), "bob", raw_data_with_acks(acks, 2), ErrorCode::DecodeBadValue);
   }
+}
+
+TEST_CASE("R-DEC-10 a fifth varint byte with its continuation bit is rejected at once, even at the end", "[rules]") {
+  DecodeFixture f;
+  const Bytes raw = raw_data_with_acks(Bytes{0x00, 0x00}, 2);
+  Bytes five(raw.begin(), raw.begin() + 16);  // up to and including ack_count
+  append(five, view(Bytes{0x00, 0x80, 0x80, 0x80, 0x80, 0x80}));  // the payload ends here
+  require_rejected(f.room, f.alice(), "bob", five, ErrorCode::DecodeBadValue);
+  Bytes two(raw.begin(), raw.begin() + 16);
+  append(two, view(Bytes{0x00, 0x80, 0x80}));  // ends inside a varint of at most 5 bytes
+  require_rejected(f.room, f.alice(), "bob", two, ErrorCode::DecodeTruncated);
 }
 
 TEST_CASE("R-DEC-11 a sequence number, ack or final count above 2^20 is rejected", "[rules]") {
@@ -1500,6 +1563,12 @@ TEST_CASE("R-KS-13 accusations: a false one names the accuser, an equivocating k
     REQUIRE(excluded[0].nick == "carol");
     REQUIRE(excluded[0].code == ErrorCode::FalseAccusation);
     REQUIRE(excluded[0].by == "carol");
+    // Decided right after carol's key share is stored, before round 3 could start (carol's was
+    // the last key share missing): no Attest, the next attempt (without carol) at once.
+    REQUIRE(out.broadcasts.size() == 1);
+    const auto next = decode_as<codec::Offer>(out.broadcasts[0]);
+    REQUIRE(next.attempt == 1);
+    REQUIRE(next.roster_digest == spec::roster_digest(Room::kRoomName, {"alice", "bob"}));
     // alice, the accused, sees the same: her own share for carol checks out.
     require_accepted(f.room, f.alice(), "carol", kc);
     const Output at_alice = require_accepted(f.room, f.alice(), "carol", lie);
@@ -1804,6 +1873,36 @@ TEST_CASE("R-AT-10 an attempt given up in round 3 sends a Quit, so members that 
   REQUIRE(r.ok());
   REQUIRE(r->broadcasts.size() == 1);
   REQUIRE(type_of(r->broadcasts[0]) == MessageType::Offer);
+}
+
+TEST_CASE("R-AT-10 an attempt in round 3 replaced by another offer (R-OFF-9, R-OFF-11) sends its Quit first", "[rules]") {
+  Room room(3);
+  auto& carol = room.by_nick("carol");
+  run_filtered(room, [](const Wire& w, const SimMember& m) {
+    return !(m.nick == "carol" && w.from == "alice" && type_of(w.payload) == MessageType::Attest);
+  });
+  REQUIRE(carol.engine->phase() == Phase::SettingUp);  // in phase Attests, her Attest out
+  const Hash32 sid = room.by_nick("alice").engine->session()->session_id;
+  SECTION("a higher attempt number (R-OFF-9)") {
+    auto& bob = room.by_nick("bob");
+    auto r = bob.engine->restart(room.now(), *bob.rng);
+    REQUIRE(r.ok());
+    const Output out = require_accepted(room, carol, "bob", first_of(r->broadcasts, MessageType::Offer));
+    REQUIRE(out.broadcasts.size() == 2);
+    const auto quit = decode_as<codec::Quit>(out.broadcasts[0]);
+    REQUIRE(std::equal(quit.session_tag.begin(), quit.session_tag.end(), sid.begin()));
+    REQUIRE(quit.final_count == 0);
+    REQUIRE(decode_as<codec::Offer>(out.broadcasts[1]).attempt == 1);
+    REQUIRE(has_event(out.events, EventKind::SetupStarted));
+  }
+  SECTION("a second offer of a member for the running attempt (R-OFF-11)") {
+    auto o = decode_as<codec::Offer>(sent_by(room, "bob", MessageType::Offer).at(0));
+    o.nonce[0] ^= 0x01;
+    const Output out = require_accepted(room, carol, "bob", codec::encode(o));
+    REQUIRE(out.broadcasts.size() == 2);
+    REQUIRE(type_of(out.broadcasts[0]) == MessageType::Quit);
+    REQUIRE(decode_as<codec::Offer>(out.broadcasts[1]).attempt == 1);
+  }
 }
 
 TEST_CASE("R-AT-8 nobody sends chat before every attest matched", "[rules]") {
@@ -2124,6 +2223,83 @@ TEST_CASE("R-DATA-8 a gap that is not filled in time is reported lost and skippe
   REQUIRE(next.acks.at(0) == 0);  // alice acknowledges none of bob's entries any more
 }
 
+TEST_CASE("R-DATA-8 the lost range ends before the lowest held entry, else at the highest count known", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  const TimeMs t0 = f.room.now();
+  SECTION("entries held beyond two holes: one loss per hole, a new Gap and timer for the next") {
+    require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 3, {0, 0}));
+    REQUIRE(require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 6, {0, 0})).events.empty());
+    auto t1 = alice.engine->tick(t0 + kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t1.ok());
+    REQUIRE(t1->events.size() == 3);
+    REQUIRE(t1->events[0].kind == EventKind::MessageLost);
+    REQUIRE(t1->events[0].nick == "carol");
+    REQUIRE(t1->events[0].seq == 1);
+    REQUIRE(t1->events[0].seq_end == 2);
+    REQUIRE(t1->events[0].by.empty());
+    REQUIRE(t1->events[1].kind == EventKind::MessageReceived);
+    REQUIRE(t1->events[1].seq == 3);
+    REQUIRE_FALSE(t1->events[1].late);
+    REQUIRE(t1->events[2].kind == EventKind::Gap);
+    REQUIRE(t1->events[2].nick == "carol");
+    REQUIRE(t1->events[2].seq == 4);
+    REQUIRE(t1->events[2].seq_end == 5);
+    REQUIRE(t1->events[2].by.empty());
+    auto early = alice.engine->tick(t0 + 2 * kDefaultGapTimeoutMs - 1, *alice.rng);
+    REQUIRE(early.ok());
+    REQUIRE(kinds(early->events, EventKind::MessageLost).empty());
+    auto t2 = alice.engine->tick(t0 + 2 * kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t2.ok());
+    const auto lost = kinds(t2->events, EventKind::MessageLost);
+    REQUIRE(lost.size() == 1);
+    REQUIRE(lost[0].seq == 4);
+    REQUIRE(lost[0].seq_end == 5);
+    REQUIRE(kinds(t2->events, EventKind::MessageReceived).at(0).seq == 6);
+    REQUIRE(kinds(t2->events, EventKind::Gap).empty());
+  }
+  SECTION("nothing held: up to the final count") {
+    require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 1, {0, 0}));
+    codec::Shutdown sd;
+    sd.final_count = 3;
+    const Output closing = require_accepted(f.room, alice, "carol", f.carol.sealed(sid, group, sd));
+    const auto gap = kinds(closing.events, EventKind::Gap);
+    REQUIRE(gap.size() == 1);
+    REQUIRE(gap[0].seq == 2);
+    REQUIRE(gap[0].seq_end == 3);
+    auto t = alice.engine->tick(t0 + kDefaultGapTimeoutMs, *alice.rng);
+    REQUIRE(t.ok());
+    const auto lost = kinds(t->events, EventKind::MessageLost);
+    REQUIRE(lost.size() == 1);
+    REQUIRE(lost[0].seq == 2);
+    REQUIRE(lost[0].seq_end == 3);
+    REQUIRE(lost[0].by.empty());
+    REQUIRE(kinds(t->events, EventKind::Gap).empty());
+  }
+}
+
+TEST_CASE("R-DATA-8 a lost entry that arrives late is shown, and its view is not examined", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 2, {0, 0}));
+  auto t = alice.engine->tick(f.room.now() + kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kinds(t->events, EventKind::MessageLost).size() == 1);
+  // Entry 1 claims 5 entries of alice, who wrote none (R-DATA-10 would make it a split view),
+  // and 3 of bob's, which alice lacks (R-DATA-11 would report a gap): neither is looked at.
+  const Output late = require_accepted(f.room, alice, "carol", f.carol.entry(sid, group, 1, {5, 3}));
+  REQUIRE(late.broadcasts.empty());
+  REQUIRE(late.events.size() == 1);
+  REQUIRE(late.events[0].kind == EventKind::MessageReceived);
+  REQUIRE(late.events[0].nick == "carol");
+  REQUIRE(late.events[0].seq == 1);
+  REQUIRE(late.events[0].late);
+}
+
 TEST_CASE("R-DATA-9 an entry written on a different transcript is a split view", "[rules]") {
   Room room(3);
   establish(room);
@@ -2162,6 +2338,26 @@ TEST_CASE("R-DATA-10 an entry claiming more of our entries than we sent is a spl
   REQUIRE(split[0].nick == "bob");
 }
 
+TEST_CASE("R-DATA-10 is checked first, whatever other entries the view names", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  // bob holds alice's #1, which carol lacks, and an entry in carol's name that carol never
+  // wrote. alice's index is below carol's: that must not hide the split view from carol.
+  require_accepted(room, bob, "alice", send_from(*alice.engine, *alice.rng, room.now(), "a1"));
+  Engine evil = *carol.engine;
+  DeterministicRng evil_rng(7);
+  require_accepted(room, bob, "carol", send_from(evil, evil_rng, room.now(), "carol never said this"));
+  const Output out = require_accepted(room, carol, "bob", send_from(*bob.engine, *bob.rng, room.now(), "b1"));
+  const auto split = kinds(out.events, EventKind::SplitView);
+  REQUIRE(split.size() == 1);
+  REQUIRE(split[0].nick == "bob");
+  REQUIRE(split[0].seq == 0);  // names no entry of bob's
+  REQUIRE(kinds(out.events, EventKind::Gap).empty());  // the view is examined no further
+}
+
 TEST_CASE("R-DATA-11 an entry naming entries we lack reports the gap and is checked when they arrive", "[rules]") {
   Room room(3);
   establish(room);
@@ -2187,6 +2383,76 @@ TEST_CASE("R-DATA-11 an entry naming entries we lack reports the gap and is chec
   REQUIRE(kinds(later.events, EventKind::SplitView).empty());
 }
 
+TEST_CASE("R-DATA-11 every member whose entries a view names and we lack gets its Gap, in index order", "[rules]") {
+  Room room(4);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  auto& dave = room.by_nick("dave");
+  const Bytes b1 = send_from(*bob.engine, *bob.rng, room.now(), "b1");
+  const Bytes c1 = send_from(*carol.engine, *carol.rng, room.now(), "c1");
+  require_accepted(room, dave, "bob", b1);
+  require_accepted(room, dave, "carol", c1);
+  const Output out = require_accepted(room, alice, "dave", send_from(*dave.engine, *dave.rng, room.now(), "d1"));
+  const auto gaps = kinds(out.events, EventKind::Gap);
+  REQUIRE(gaps.size() == 2);
+  REQUIRE(gaps[0].nick == "bob");
+  REQUIRE(gaps[1].nick == "carol");
+  for (const auto& g : gaps) {
+    REQUIRE(g.seq == 1);
+    REQUIRE(g.seq_end == 1);
+    REQUIRE(g.by == "dave");
+  }
+  // The view is checked once both entries are in: it confirms them.
+  require_accepted(room, alice, "bob", b1);
+  const Output done = require_accepted(room, alice, "carol", c1);
+  bool confirmed = false;
+  for (const auto& e : kinds(done.events, EventKind::Confirmed)) {
+    confirmed = confirmed || (e.by == "dave" && e.nick == "carol");
+  }
+  REQUIRE(confirmed);
+}
+
+TEST_CASE("R-DATA-11 a larger claim while the gap is pending raises it and names its claimer, no new Gap or timer", "[rules]") {
+  Room room(4);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  auto& dave = room.by_nick("dave");
+  const Bytes d1 = send_from(*dave.engine, *dave.rng, room.now(), "d1");
+  const Bytes d2 = send_from(*dave.engine, *dave.rng, room.now(), "d2");
+  require_accepted(room, bob, "dave", d1);
+  require_accepted(room, carol, "dave", d1);
+  require_accepted(room, carol, "dave", d2);
+  const Bytes b1 = send_from(*bob.engine, *bob.rng, room.now(), "b1");      // acknowledges dave's #1
+  const Bytes c1 = send_from(*carol.engine, *carol.rng, room.now(), "c1");  // acknowledges dave's #2
+  const TimeMs t0 = room.now();
+  const Output first = require_accepted(room, alice, "bob", b1);
+  const auto gap = kinds(first.events, EventKind::Gap);
+  REQUIRE(gap.size() == 1);
+  REQUIRE(gap[0].nick == "dave");
+  REQUIRE(gap[0].seq == 1);
+  REQUIRE(gap[0].seq_end == 1);
+  REQUIRE(gap[0].by == "bob");
+  auto second = alice.engine->receive("carol", view(c1), t0 + 5000, *alice.rng);
+  REQUIRE(second.ok());
+  REQUIRE(kinds(second->events, EventKind::Gap).empty());
+  auto early = alice.engine->tick(t0 + kDefaultGapTimeoutMs - 1, *alice.rng);
+  REQUIRE(early.ok());
+  REQUIRE(kinds(early->events, EventKind::MessageLost).empty());
+  auto t = alice.engine->tick(t0 + kDefaultGapTimeoutMs, *alice.rng);  // the first claim's deadline
+  REQUIRE(t.ok());
+  const auto lost = kinds(t->events, EventKind::MessageLost);
+  REQUIRE(lost.size() == 1);
+  REQUIRE(lost[0].nick == "dave");
+  REQUIRE(lost[0].seq == 1);
+  REQUIRE(lost[0].seq_end == 2);
+  REQUIRE(lost[0].by == "carol");
+  REQUIRE(kinds(t->events, EventKind::Gap).empty());
+}
+
 TEST_CASE("R-DATA-12 entries confirm what their author had seen, all others confirming is full confirmation",
           "[rules]") {
   Room room(3);
@@ -2210,6 +2476,47 @@ TEST_CASE("R-DATA-12 entries confirm what their author had seen, all others conf
   REQUIRE(full[0].seq == 1);
 }
 
+TEST_CASE("R-DATA-12 our own entry reports the confirmations it makes, member by member in index order", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& carol = room.by_nick("carol");
+  room.send_text("bob", "b1");
+  room.run();  // everyone holds bob's #1
+  const Output seen = require_accepted(room, alice, "carol", send_from(*carol.engine, *carol.rng, room.now(), "c1"));
+  const auto by_carol = kinds(seen.events, EventKind::Confirmed);
+  REQUIRE(by_carol.size() == 1);
+  REQUIRE(by_carol[0].nick == "bob");
+  REQUIRE(by_carol[0].by == "carol");
+  REQUIRE(kinds(seen.events, EventKind::FullyConfirmed).empty());  // alice has not acknowledged it yet
+  const auto require_own = [](const std::vector<Event>& ev) {
+    REQUIRE(ev.size() == 3);
+    REQUIRE(ev[0].kind == EventKind::Confirmed);
+    REQUIRE(ev[0].nick == "bob");
+    REQUIRE(ev[0].seq == 1);
+    REQUIRE(ev[0].by == "alice");
+    REQUIRE(ev[1].kind == EventKind::FullyConfirmed);
+    REQUIRE(ev[1].nick == "bob");
+    REQUIRE(ev[1].seq == 1);
+    REQUIRE(ev[2].kind == EventKind::Confirmed);
+    REQUIRE(ev[2].nick == "carol");
+    REQUIRE(ev[2].seq == 1);
+    REQUIRE(ev[2].by == "alice");
+  };
+  SECTION("by the call that sends a chat entry") {
+    auto r = alice.engine->send_text("a1", room.now(), *alice.rng);
+    REQUIRE(r.ok());
+    require_own(r->events);
+  }
+  SECTION("by the tick() that sends a heartbeat") {
+    auto r = alice.engine->tick(room.now() + kDefaultHeartbeatMs, *alice.rng);
+    REQUIRE(r.ok());
+    REQUIRE(r->broadcasts.size() == 1);
+    REQUIRE(type_of(r->broadcasts[0]) == MessageType::Heartbeat);
+    require_own(r->events);
+  }
+}
+
 TEST_CASE("R-DATA-13 our entry not confirmed by everyone in time is reported overdue, once", "[rules]") {
   Room room(3);
   establish(room);
@@ -2224,6 +2531,7 @@ TEST_CASE("R-DATA-13 our entry not confirmed by everyone in time is reported ove
   const auto overdue = kinds(t->events, EventKind::ConfirmationOverdue);
   REQUIRE(overdue.size() == 1);
   REQUIRE(overdue[0].seq == 1);
+  REQUIRE(overdue[0].nick == "alice");  // the author: ourselves (Appendix B)
   REQUIRE(overdue[0].nicks == std::vector<std::string>{"bob", "carol"});
   auto again = alice.engine->tick(room.now() + 3 * kDefaultConfirmTimeoutMs, *alice.rng);
   REQUIRE(again.ok());
@@ -2251,6 +2559,23 @@ TEST_CASE("R-DATA-14 an idle member acknowledges new entries with one heartbeat"
   for (const auto& m : room.members()) {
     REQUIRE(m.errors.empty());
   }
+}
+
+TEST_CASE("R-DATA-14 a heartbeat timer pending when the session leaves Active is cancelled", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const TimeMs t0 = room.now();
+  require_accepted(room, alice, "bob", send_from(*bob.engine, *bob.rng, t0, "hi"));  // alice's timer: t0 + 5 s
+  auto left = alice.engine->leave(t0, *alice.rng);
+  REQUIRE(left.ok());
+  REQUIRE(left->wake_at.has_value());
+  REQUIRE(*left->wake_at == t0 + kDefaultShutdownTimeoutMs);  // the heartbeat is no longer due
+  auto t = alice.engine->tick(t0 + kDefaultHeartbeatMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(t->broadcasts.empty());
+  REQUIRE(t->events.empty());
 }
 
 TEST_CASE("R-SEND-1 send_text needs an established session, 1..16384 bytes of text", "[rules]") {
@@ -2544,6 +2869,73 @@ TEST_CASE("R-SD-10 on shutdown timeout silent members are excused from the check
     REQUIRE(has_event(t->events, EventKind::SessionClosed));
     require_rejected(f.room, f.alice(), "carol", f.first("carol", MessageType::KeyReveal), ErrorCode::Replay);
   }
+}
+
+TEST_CASE("R-SD-10 a member whose Shutdown is held but whose entries are missing is cut to what we received", "[rules]") {
+  Timeouts slow_gaps;
+  slow_gaps.gap = 2 * kDefaultShutdownTimeoutMs;  // the shutdown deadline comes before the gap's
+  Room room(3, 1, slow_gaps);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const Hash32 sid = alice.engine->session()->session_id;
+  for (const char* text : {"b1", "b2", "b3"}) {
+    room.send_text("bob", text);
+  }
+  const Bytes b1 = sent_by(room, "bob", MessageType::Data).at(0);
+  const Bytes b2 = sent_by(room, "bob", MessageType::Data).at(1);
+  const auto pass = [&](const Wire& w, const SimMember& m) { return !(m.nick == "alice" && w.payload == b2); };
+  run_filtered(room, pass);
+  const TimeMs t0 = room.now();
+  room.absorb(bob, bob.engine->leave(t0, *bob.rng));
+  run_filtered(room, pass);
+  REQUIRE(sent_by(room, "alice", MessageType::Shutdown).size() == 1);
+  REQUIRE(sent_by(room, "alice", MessageType::Digest).empty());  // bob's #2 missing, #3 held
+  auto t = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  const auto incomplete = kinds(t->events, EventKind::ShutdownIncomplete);
+  REQUIRE(incomplete.size() == 1);
+  REQUIRE(incomplete[0].nicks == std::vector<std::string>{"bob"});
+  // bob's final count became 1 (what alice received in order); #3, held beyond the hole, was
+  // dropped: the digest is over bob's intact chain up to #1, with no lost run.
+  const auto dg = decode_as<codec::Digest>(first_of(t->broadcasts, MessageType::Digest));
+  const Hash32 id1 = spec::signed_digest(sid, ByteView(b1).first(b1.size() - 64));
+  const Hash32 c1 = spec::H(spec::cat({view(spec::chain_start(sid, 1)), view(id1)}));
+  const Bytes expected = spec::cat({spec::txt("mpotr-v2 transcript"), view(spec::u32(0)), view(spec::chain_start(sid, 0)),
+                                    view(spec::u32(1)), view(c1), view(spec::u32(0)), view(spec::chain_start(sid, 2))});
+  REQUIRE(dg.transcript_digest == spec::H(expected));
+}
+
+TEST_CASE("R-SD-10 the shutdown deadline runs from Closing; rounds completed in time do not restart it", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const TimeMs t0 = room.now();
+  room.absorb(alice, alice.engine->leave(t0, *alice.rng));
+  std::vector<Wire> held;
+  run_filtered(room, [&](const Wire& w, const SimMember& m) {
+    const auto type = type_of(w.payload);
+    const bool hold = m.nick == "alice" && w.from == "carol" && (type == MessageType::Digest || type == MessageType::End);
+    if (hold) {
+      held.push_back(w);
+    }
+    return !hold;
+  });
+  REQUIRE(held.size() == 2);
+  REQUIRE(type_of(held[0].payload) == MessageType::Digest);
+  // carol's Digest reaches alice 10 s into the shutdown: alice moves on to Ended (her End).
+  auto r = alice.engine->receive("carol", view(held[0].payload), t0 + 10000, *alice.rng);
+  REQUIRE(r.ok());
+  REQUIRE(first_of(r->broadcasts, MessageType::End).size() == 155);
+  REQUIRE(r->wake_at.has_value());
+  REQUIRE(*r->wake_at == t0 + kDefaultShutdownTimeoutMs);  // still the deadline set when Closing began
+  auto before = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs - 1, *alice.rng);
+  REQUIRE(before.ok());
+  REQUIRE(before->events.empty());
+  auto t = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kinds(t->events, EventKind::ShutdownIncomplete).at(0).nicks == std::vector<std::string>{"carol"});
+  REQUIRE(kinds(t->events, EventKind::KeyWithheld).at(0).nicks == std::vector<std::string>{"carol"});
 }
 
 TEST_CASE("R-SD-15 our key is published only after every other member's End or Quit", "[rules]") {
@@ -2871,7 +3263,9 @@ TEST_CASE("R-MEM-2 a roster change closes the session and starts a new attempt w
   REQUIRE(r.ok());
   REQUIRE(has_event(r->events, EventKind::SessionClosing));
   REQUIRE(has_event(r->events, EventKind::SetupStarted));
+  REQUIRE(r->broadcasts.size() == 2);  // our Shutdown first, then the new Offer
   REQUIRE(type_of(r->broadcasts.at(0)) == MessageType::Shutdown);
+  REQUIRE(type_of(r->broadcasts.at(1)) == MessageType::Offer);
   const auto fresh = decode_as<codec::Offer>(first_of(r->broadcasts, MessageType::Offer));
   REQUIRE(fresh.roster_digest != old_offer.roster_digest);
   REQUIRE(fresh.attempt == 0);
@@ -3235,4 +3629,62 @@ TEST_CASE("R-SD-14 End: only after a shutdown, once per member, and keys wait fo
     REQUIRE(alice.engine->phase() == Phase::Established);
     require_rejected(room, alice, "bob", end, ErrorCode::UnexpectedMessage);
   }
+}
+
+TEST_CASE("R-SD-14 an End naming a digest we lacked is compared once that digest arrives, also after we published", "[rules]") {
+  FakeSetup f;
+  const Hash32 group = f.establish_with_carol();
+  const Hash32 sid = f.sid();
+  auto& alice = f.alice();
+  const TimeMs t0 = f.room.now();
+  f.room.absorb(alice, alice.engine->leave(t0, *alice.rng));
+  // Nobody wrote anything: every honest transcript digest is d (§5.13).
+  Bytes t = spec::cat({spec::txt("mpotr-v2 transcript")});
+  Bytes e = spec::cat({spec::txt("mpotr-v2 end")});
+  for (std::uint8_t m = 0; m < 3; ++m) {
+    append(t, view(spec::u32(0)));
+    append(t, view(spec::chain_start(sid, m)));
+  }
+  const Hash32 d = spec::H(t);
+  for (std::uint8_t m = 0; m < 3; ++m) {
+    append(e, view(spec::u8(1)));
+    append(e, view(d));
+  }
+  // carol signs two digests: d for alice (held back by the server), another for bob.
+  codec::Shutdown sc;
+  codec::Digest for_alice;
+  for_alice.transcript_digest = d;
+  codec::Digest for_bob;
+  for_bob.transcript_digest = d;
+  for_bob.transcript_digest[0] ^= 0x01;
+  codec::End ec;
+  for (std::size_t m = 0; m < 3; ++m) {
+    ec.present.set(m);
+  }
+  ec.digests_hash = spec::H(e);
+  const Bytes dg_alice = f.carol.sealed(sid, group, for_alice);
+  const Bytes dg_bob = f.carol.sealed(sid, group, for_bob);
+  f.inject(f.carol.sealed(sid, group, sc));
+  f.inject(dg_bob);
+  f.inject(f.carol.sealed(sid, group, ec));
+  run_filtered(f.room, [&](const Wire& w, const SimMember& m) {
+    if (w.payload == dg_bob) {
+      return m.nick == "bob";
+    }
+    return !(m.nick == "alice" && w.from == "bob" && type_of(w.payload) == MessageType::KeyReveal);
+  });
+  REQUIRE(kinds(f.bob().events, EventKind::TranscriptMismatch).at(0).nick == "carol");
+  REQUIRE(sent_by(f.room, "bob", MessageType::End).size() == 1);  // over carol's digest for bob
+  REQUIRE(sent_by(f.room, "alice", MessageType::End).empty());    // alice still waits for carol's
+  // At the deadline carol is excused; bob's and carol's Ends are held, so alice publishes. Both
+  // name carol's digest, which alice lacks: not comparable yet.
+  auto dl = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(dl.ok());
+  REQUIRE(has_event(dl->events, EventKind::KeyPublished));
+  REQUIRE(kinds(dl->events, EventKind::TranscriptMismatch).empty());
+  // carol's digest for alice arrives at last. It equals alice's own, but bob's End hashed another.
+  const Output late = require_accepted(f.room, alice, "carol", dg_alice);
+  const auto mismatch = kinds(late.events, EventKind::TranscriptMismatch);
+  REQUIRE(mismatch.size() == 1);
+  REQUIRE(mismatch[0].nick == "bob");
 }
