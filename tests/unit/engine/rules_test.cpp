@@ -2906,7 +2906,7 @@ TEST_CASE("R-SD-10 a member whose Shutdown is held but whose entries are missing
   REQUIRE(dg.transcript_digest == spec::H(expected));
 }
 
-TEST_CASE("R-SD-10 the shutdown deadline runs from Closing; rounds completed in time do not restart it", "[rules]") {
+TEST_CASE("R-SD-10 the shutdown deadline runs from Closing, and rounds completed in time do not restart it", "[rules]") {
   Room room(3);
   establish(room);
   auto& alice = room.by_nick("alice");
