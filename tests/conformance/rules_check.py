@@ -327,6 +327,32 @@ def check_split_view_no_seq():
     check("R-DATA-10 checked first: no Gap for carol's claimed entries", not ev(out.events, "gap"))
 
 
+# --- R-SD-18: a final count below another member's claim -------------------------------------
+
+def check_final_below_claim():
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")
+    r.run()
+    r.clear()
+    p = forged_entry(r, "bob", [3, 0, 0])      # bob claims 3 of alice's entries; she wrote 1
+    out = r.deliver(("bob", p), ["carol"])["carol"]
+    gaps = ev(out.events, "gap")
+    check("R-DATA-11 Gap for the claimed entries, by = the claimer",
+          [(e.nick, e.seq, e.seq_end, e.by) for e in gaps] == [("alice", 2, 3, "bob")],
+          str([e.as_dict() for e in out.events]))
+    r.call("alice", "leave")
+    (sd,) = r.take("alice")
+    out = r.deliver(sd, ["carol"])["carol"]
+    sv = ev(out.events, "split_view")
+    check("R-SD-18 SplitView naming the member whose acknowledgement claimed more, no seq",
+          [(e.nick, e.seq) for e in sv] == [("bob", None)], str([e.as_dict() for e in out.events]))
+    check("R-SD-18 the gap only the claim kept open is closed",
+          (r.eng["carol"].session or r.eng["carol"].closing[0]).gap[0] is None)
+    check("R-SD-18 no Gap or MessageLost for the claimed entries",
+          not ev(out.events, "gap") and not ev(out.events, "message_lost"))
+
+
 # --- R-DATA-13, §6.4: ConfirmationOverdue's nick, and tick's order ------------------------------
 
 def check_overdue_then_heartbeat():
@@ -433,6 +459,7 @@ def check_seeding_conflict():
 def main():
     checks = [check_decoding, check_late_lost_entry, check_late_lost_heartbeat,
               check_heartbeat_late, check_claimed_range, check_split_view_no_seq,
+              check_final_below_claim,
               check_overdue_then_heartbeat, check_rejected_nick, check_false_accusation,
               check_seeding_conflict]
     for c in checks:

@@ -274,9 +274,19 @@ class Session:
             self.emit("split_view", nick=self.nick(j),
                       detail="it acknowledges more of our entries than we wrote")
             return
-        waiting = False
+        waiting = contradicted = False
         for m in range(self.n):                                               # R-DATA-11
             if m in (j, self.me) or counts[m] <= self.delivered[m]:
+                continue
+            if m in self.final and counts[m] > self.final[m]:
+                # a claim above m's final count, made after it (GUESSES.md N4): the two signed
+                # statements contradict each other as in R-SD-18, and the author's own counts;
+                # the count known to exist stays the final count, so no Gap and no loss
+                # reaches beyond it, and the view, which can never be complete, is not kept
+                contradicted = True
+                self.emit("split_view", nick=self.nick(j),
+                          detail=f"acknowledged {counts[m]} entries of {self.nick(m)}, "
+                                 f"whose final count is {self.final[m]}")
                 continue
             waiting = True
             if counts[m] > self.expected(m):
@@ -288,6 +298,8 @@ class Session:
                           seq_end=counts[m], by=self.nick(j),
                           detail=f"only {self.nick(j)}'s acknowledgement claims them")
                 self.gap[m] = now + self.eng.timeouts["gap"]
+        if contradicted:
+            return
         if waiting:
             if len(self.pending_views) < MAX_HELD:
                 self.pending_views.append((j, seq, counts, view))
