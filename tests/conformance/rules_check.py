@@ -327,6 +327,25 @@ def check_split_view_no_seq():
     check("R-DATA-10 checked first: no Gap for carol's claimed entries", not ev(out.events, "gap"))
 
 
+# --- R-DATA-7: after a delivery the shutdown moves on ----------------------------------------
+
+def check_digest_after_last_entry():
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")
+    r.call("alice", "leave")
+    a1, sd = r.take("alice")
+    r.deliver(a1, ["alice", "carol"])
+    r.queue.append(sd)
+    r.run()                                    # every Shutdown, but bob still lacks alice's 1
+    check("R-DATA-7 (setup) bob waits in Closing for alice's entry",
+          r.eng["bob"].session.phase == "closing", r.eng["bob"].session.phase)
+    out = r.deliver(a1, ["bob"])["bob"]
+    types = [codec.decode(p).type for p in out.broadcasts]
+    check("R-DATA-7 the entry that completes our transcript in Closing moves the shutdown on "
+          "(our Digest in the same call)", "digest" in types, str(types))
+
+
 # --- R-SD-18: a final count below another member's claim -------------------------------------
 
 def check_final_below_claim():
@@ -459,7 +478,7 @@ def check_seeding_conflict():
 def main():
     checks = [check_decoding, check_late_lost_entry, check_late_lost_heartbeat,
               check_heartbeat_late, check_claimed_range, check_split_view_no_seq,
-              check_final_below_claim,
+              check_final_below_claim, check_digest_after_last_entry,
               check_overdue_then_heartbeat, check_rejected_nick, check_false_accusation,
               check_seeding_conflict]
     for c in checks:
