@@ -1,9 +1,8 @@
 """Wire encodings of spec/mpotr.md §4: every message type, strict decoding (§4.9, §4.10).
 
 A decoded message is a `Message`: its `type` name, a dict of `fields` named as in the spec
-(§4.2–§4.7; the KeyReveal scalar is `private_key`, as in spec/vectors/messages.json), and
-`signed_len` / `mac_len` as §4.11 defines them (signed_len = whole payload for the unsigned
-Offer and KeyReveal, mac_len = 0 without a MAC).
+(§4.2–§4.7), and `signed_len` / `mac_len` as §4.11 defines them (signed_len = whole payload for
+the unsigned Offer and KeyReveal, mac_len = 0 without a MAC).
 """
 from __future__ import annotations
 
@@ -192,11 +191,14 @@ def decode(payload: bytes) -> Message:
         cl = r.u16("ciphertext length")
         if cl > MAX_TEXT:
             raise _err(ErrorCode.DecodeOversize, "ciphertext longer than 16384 bytes")
+        # §4.9, R-DEC-9: the content is checked once its bytes are read, so a Heartbeat
+        # announcing a ciphertext that runs past the end is DecodeTruncated (a length of 0
+        # announces no bytes: an empty Data ciphertext is decided right after the length)
+        f["ciphertext"] = r.take(cl, "ciphertext")
         if t == "heartbeat" and cl != 0:
             raise _err(ErrorCode.DecodeBadValue, "heartbeat with a ciphertext")
         if t == "data" and cl == 0:
             raise _err(ErrorCode.DecodeBadValue, "data with an empty ciphertext")
-        f["ciphertext"] = r.take(cl, "ciphertext")
         mac_len = r.pos
         f["mac"] = r.take(32, "mac")
     elif t in ("shutdown", "quit"):
@@ -221,7 +223,7 @@ def decode(payload: bytes) -> Message:
     elif t == "key_reveal":
         f["session_tag"] = r.take(8, "session_tag")
         f["sender"] = r.u8("sender")
-        f["private_key"] = r.take(32, "signing_private_key")
+        f["private_key"] = r.take(32, "private_key")
     signed_len = r.pos
     if t in SIGNED:
         f["signature"] = r.take(64, "signature")

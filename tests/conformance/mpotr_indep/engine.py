@@ -51,7 +51,7 @@ class Engine:
         self.attempt_no = 0
         self.attempt: Attempt | None = None
         self.session: Session | None = None                  # the latest established session
-        self.closing: list[Session] = []
+        self.closing: list[Session] = []                     # the one that began closing first first
         self.retired = collections.deque(maxlen=MAX_RETIRED)
         self.pending_offers: dict[bytes, list[Message]] = {}
         self.nonces = collections.deque(maxlen=MAX_NONCES)
@@ -70,6 +70,7 @@ class Engine:
         self.out = Output()
         try:
             fn()
+            self.check_ready_to_leave()                                      # R-SD-7, §6.4
         except MpotrError:
             self.__dict__.update(snap)
             self.out = Output()
@@ -203,8 +204,11 @@ class Engine:
         self.start_attempt(number, now, seeds=self.take_pending(rd, number, drop_others=True))
 
     def take_pending(self, rd, number, drop_others=False):
+        """The buffered (or held) offers for roster digest rd with that number, removed from the
+        buffer, in seeding order (R-OFF-6): senders in byte order of their nicks, each sender's
+        offers in arrival order. drop_others: every other offer for rd is dropped too."""
         seeds = []
-        for nick in list(self.pending_offers):
+        for nick in sorted(self.pending_offers):
             keep = []
             for m in self.pending_offers[nick]:
                 if m["roster_digest"] == rd and m["attempt"] == number:
@@ -230,9 +234,9 @@ class Engine:
         if s is not None:
             s.begin_shutdown(now, reason)
             if s.phase != "closed":
-                self.closing.insert(0, s)
+                self.closing.append(s)
                 while len(self.closing) > MAX_CLOSING:                       # R-MEM-5
-                    old = self.closing.pop()
+                    old = self.closing.pop(0)
                     self.retired.append(old.tag)
             self.session = None
 
@@ -289,25 +293,33 @@ class Engine:
                     s.emit("unauthenticated_offers", nick=frm.decode("utf-8", "replace"),
                            detail="a second offer in its name while the session runs")
                 return self.buffer_offer(m)
-            self.check_offer_points(m)
+            # R-OFF-9, no Active session of the sender: close the session if any, give up the
+            # running attempt (its Quit if in Attests), start one with that number, seeded as
+            # R-OFF-6 seeds one with the buffered or held offers carrying it, then with this
+            # offer (errors of any seed, this one included, are Rejected events); every other
+            # offer buffered for our roster is dropped
             self.close_active(now, f"'{frm.decode('utf-8', 'replace')}' started over")
             self.abandon_attempt()
-            seeds = [m] + [x for x in self.take_pending(rd, m["attempt"]) if x["nick"] != frm]
+            seeds = self.take_pending(rd, m["attempt"], drop_others=True) + [m]
             self.start_attempt(m["attempt"], now, seeds=seeds)
             return
         if a is None or a.phase not in ("offers", "key_shares", "attests"):  # R-OFF-10
             raise err(E.UnexpectedMessage, "our attempt with this number has ended")
         i = a.index_of(frm)                                                  # R-OFF-11
         if i in a.offers:
-            if a.number >= 0xFFFFFFFF:
-                raise err(E.LimitExceeded, "attempt numbers exhausted")
-            self.abandon_attempt()
-            self.start_attempt(a.number + 1, now)
-            return
+            return self.conflicting_offer(a, now)
         self.check_offer_points(m)
         if a.phase != "offers":
             raise err(E.UnexpectedMessage, "offers round is over")
         a.store_offer(m, now)
+
+    def conflicting_offer(self, a: Attempt, now):
+        """R-OFF-11: an offer from a member whose offer with another nonce is held: a new
+        attempt with our number + 1, seeded with neither (its Quit first if in Attests)."""
+        if a.number >= 0xFFFFFFFF:
+            raise err(E.LimitExceeded, "attempt numbers exhausted")
+        self.abandon_attempt()
+        self.start_attempt(a.number + 1, now)
 
     def same_nonce(self, a, held: Message, m: Message, own=False):
         if m["attempt"] != a.number or m["roster_digest"] != a.roster_digest:
@@ -379,6 +391,8 @@ class Engine:
         self.retired.append(s.tag)
 
     def check_ready_to_leave(self):
+        """ReadyToLeave once our key is published or withheld in every session; reported last
+        in the call (§6.4: tick handles it after every session)."""
         if not self.leaving or self.ready_emitted:
             return
         if all(s.key_state in ("published", "withheld") or s.phase == "closed"
@@ -459,7 +473,6 @@ class Engine:
         self.leaving = True
         self.close_active(now, "leaving the room")
         self.abandon_attempt()
-        self.check_ready_to_leave()
 
     def _restart(self, now):
         if self.leaving or self.left:

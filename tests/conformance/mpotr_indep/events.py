@@ -20,11 +20,15 @@ class Event:
     data: bytes | None = None
 
     def as_dict(self) -> dict:
-        """The set fields, as session.json lists them (detail left out: free text)."""
+        """The set fields, as session.json lists them (Appendix B, "Names in the vectors"): a
+        field is unset when it is empty, 0, false or absent; detail is left out (free text);
+        late is written only when true, seq and seq_end only when not 0."""
         out = {"kind": self.kind}
         for k in ("nick", "nicks", "seq", "seq_end", "text", "by", "code", "data", "session_id"):
             v = getattr(self, k)
-            if v is None:
+            if v is None or v == 0 or (isinstance(v, (str, bytes, list)) and len(v) == 0):
+                continue
+            if k == "session_id" and v == bytes(32):
                 continue
             out[k] = v.hex() if isinstance(v, bytes) else v
         if self.late:

@@ -186,8 +186,13 @@ class Session:
                 "utf-8", "replace")
         entry = (m.type, mid, text, counts, m["view_digest"])
         if seq <= self.delivered[j]:                                          # R-DATA-8: late
+            # a lost entry arriving late is accepted and counts as held for the transcript
+            # digest (§5.13); a Data entry is shown with late = true, a Heartbeat gives no event,
+            # and nothing else is done: its view is not examined, no timer starts
             self.ids[j][seq] = mid
-            self.show(j, seq, entry, late=True, now=now)
+            if m.type == "data":
+                self.emit("message_received", nick=self.nick(j), seq=seq, text=text, late=True,
+                          detail="an entry declared lost arrived late")
             return
         if seq > self.delivered[j] + 1:                                       # R-DATA-7: held
             self.held[j][seq] = entry
@@ -196,10 +201,14 @@ class Session:
                 self.emit("gap", nick=self.nick(j), seq=self.delivered[j] + 1, seq_end=seq - 1)
                 self.gap[j] = now + self.eng.timeouts["gap"]
             return
+        # R-DATA-7: delivered (late if later entries were held), then the held entries that now
+        # follow, each view checked right after its own event; then the pending views that are
+        # now complete, oldest first; then the shutdown moves on if it can
         self.deliver(j, seq, entry, now, late=bool(self.held[j]))
         self.release_held(j, now)
-        self.recheck_views(now)
         self.update_gap(j, now)
+        self.recheck_views(now)
+        self.progress(now)
 
     def counts_of(self, j, m):
         others = [k for k in range(self.n) if k != j]
@@ -225,7 +234,7 @@ class Session:
             if self.phase == "active" and self.hb_deadline is None:          # §6.4 heartbeat
                 self.hb_deadline = now + self.eng.timeouts["heartbeat"]
         else:
-            self.emit("heartbeat", nick=self.nick(j), seq=seq)
+            self.emit("heartbeat", nick=self.nick(j), seq=seq, late=late or None)
         self.check_view(j, seq, counts, view, now)
 
     def release_held(self, j, now):
@@ -240,34 +249,65 @@ class Session:
             c = max(c, self.final[j])
         return c
 
+    def vouched_by(self, j):
+        """R-DATA-8: what j itself vouched for — its entries delivered to us or held, every
+        entry before them, and its final count."""
+        return max(self.vouched[j], self.final.get(j, 0))
+
+    def claimed_by(self, j, last):
+        """The member a range ending at `last` names (by), if it reaches beyond what j vouched
+        for: the member whose acknowledgement first claimed the highest count (R-DATA-11)."""
+        if last > self.vouched_by(j) and self.claim[j][1] is not None:
+            return self.claim[j][1]
+        return None
+
     def update_gap(self, j, now):
         if self.delivered[j] >= self.expected(j) and not self.held[j]:
             self.gap[j] = None
 
     # --- views and confirmations (R-DATA-9 … R-DATA-12) -----------------------------------------
 
-    def check_view(self, j, seq, counts, view, now, pending=False):
+    def check_view(self, j, seq, counts, view, now):
+        """An entry's view, right after its own event (R-DATA-7)."""
         if counts[self.me] > self.my_count:                                   # R-DATA-10
-            self.emit("split_view", nick=self.nick(j), seq=seq,
+            # checked first; the view is examined no further and not kept (no seq: Appendix B)
+            self.emit("split_view", nick=self.nick(j),
                       detail="it acknowledges more of our entries than we wrote")
             return
-        waiting = False
-        for m in range(self.n):
-            if m in (j, self.me):
+        waiting = contradicted = False
+        for m in range(self.n):                                               # R-DATA-11
+            if m in (j, self.me) or counts[m] <= self.delivered[m]:
                 continue
-            if counts[m] > self.delivered[m]:                                 # R-DATA-11
-                waiting = True
-                if counts[m] > self.claim[m][0]:
-                    self.claim[m] = (counts[m], j)
-                if self.gap[m] is None:
-                    self.emit("gap", nick=self.nick(m), seq=self.delivered[m] + 1,
-                              seq_end=counts[m], by=self.nick(j),
-                              detail=f"only {self.nick(j)}'s acknowledgement claims them")
-                    self.gap[m] = now + self.eng.timeouts["gap"]
+            if m in self.final and counts[m] > self.final[m]:
+                # a claim above m's final count, made after it (GUESSES.md N4): the two signed
+                # statements contradict each other as in R-SD-18, and the author's own counts;
+                # the count known to exist stays the final count, so no Gap and no loss
+                # reaches beyond it, and the view, which can never be complete, is not kept
+                contradicted = True
+                self.emit("split_view", nick=self.nick(j),
+                          detail=f"acknowledged {counts[m]} entries of {self.nick(m)}, "
+                                 f"whose final count is {self.final[m]}")
+                continue
+            waiting = True
+            if counts[m] > self.expected(m):
+                # the highest count known to exist; beyond what m vouched for, so the sender
+                # is the member a loss of them names
+                self.claim[m] = (counts[m], j)
+            if self.gap[m] is None:
+                self.emit("gap", nick=self.nick(m), seq=self.delivered[m] + 1,
+                          seq_end=counts[m], by=self.nick(j),
+                          detail=f"only {self.nick(j)}'s acknowledgement claims them")
+                self.gap[m] = now + self.eng.timeouts["gap"]
+        if contradicted:
+            return
         if waiting:
-            if not pending and len(self.pending_views) < MAX_HELD:
+            if len(self.pending_views) < MAX_HELD:
                 self.pending_views.append((j, seq, counts, view))
-            return "pending"
+            return
+        self.verify_view(j, seq, counts, view)
+
+    def verify_view(self, j, seq, counts, view):
+        """R-DATA-9 and R-DATA-12 for a view all of whose entries are held."""
         chains = []
         for m in range(self.n):
             c = self.chain_at(m, counts[m])
@@ -279,12 +319,16 @@ class Session:
             return
         self.confirm(j, counts)
 
+    def view_complete(self, j, counts):
+        return all(counts[m] <= self.delivered[m] for m in range(self.n) if m not in (j, self.me))
+
     def recheck_views(self, now):
-        keep = []
-        for (j, seq, counts, view) in self.pending_views:
-            if self.check_view(j, seq, counts, view, now, pending=True) == "pending":
-                keep.append((j, seq, counts, view))
-        self.pending_views = keep
+        """Pending views (R-DATA-11) that are now complete are checked, oldest first; the others
+        stay pending, unexamined."""
+        done = [v for v in self.pending_views if self.view_complete(v[0], v[2])]
+        self.pending_views = [v for v in self.pending_views if v not in done]
+        for (j, seq, counts, view) in done:
+            self.verify_view(j, seq, counts, view)
 
     def confirm(self, j, counts):
         for m in range(self.n):
@@ -295,6 +339,7 @@ class Session:
                 self.conf[m][j] = c
                 self.emit("confirmed", nick=self.nick(m), seq=c, by=self.nick(j))
                 f = min(self.conf[m][k] for k in range(self.n) if k != m)
+                f = min(f, self.my_count if m == self.me else self.delivered[m])
                 if f > self.fully[m]:
                     self.fully[m] = f
                     self.emit("fully_confirmed", nick=self.nick(m), seq=f)
@@ -335,49 +380,60 @@ class Session:
     # --- timers --------------------------------------------------------------------------------
 
     def tick(self, now: int):
+        """§6.4, within a session: (1) due gaps, in index order (R-DATA-8); (2) pending views now
+        complete; (3) if Active, ConfirmationOverdue in sequence order, then the heartbeat;
+        (4) if Closing, the shutdown moves on; (5) the shutdown deadline (R-SD-10)."""
         for m in range(self.n):
             if self.gap[m] is not None and self.gap[m] <= now:
                 self.gap_expired(m, now)
-        if self.phase == "active" and self.hb_deadline is not None and self.hb_deadline <= now:
-            self.hb_deadline = None
-            acks = self.acks_now()
-            if any(acks[m] != self.last_acks[m] for m in self.others()):
-                self.send_entry("heartbeat", b"", now)
+        self.recheck_views(now)
         if self.phase == "active":
             for s, dl in sorted(self.own_pending.items()):
                 if dl <= now:
                     del self.own_pending[s]
                     missing = [self.nick(k) for k in self.others() if self.conf[self.me][k] < s]
-                    self.emit("confirmation_overdue", seq=s, nicks=missing)
+                    self.emit("confirmation_overdue", nick=self.nick(self.me), seq=s,
+                              nicks=missing)
+            if self.hb_deadline is not None and self.hb_deadline <= now:
+                self.hb_deadline = None
+                acks = self.acks_now()
+                if any(acks[m] != self.last_acks[m] for m in self.others()):
+                    self.send_entry("heartbeat", b"", now)
+        if self.phase == "closing":
+            self.progress(now)
         if self.sd_deadline is not None and self.sd_deadline <= now:
             self.shutdown_timeout(now)
 
+    def missing_end(self, m):
+        """The end of the missing range of m (R-DATA-8): before the lowest entry held ahead of
+        the gap, or else the highest count known to exist."""
+        return (min(self.held[m]) - 1) if self.held[m] else self.expected(m)
+
     def gap_expired(self, m, now):
-        first = self.delivered[m] + 1
-        last = (min(self.held[m]) - 1) if self.held[m] else self.expected(m)
+        first, last = self.delivered[m] + 1, self.missing_end(m)
         self.gap[m] = None
         if last >= first:
-            by = None
-            if last > self.vouched[m] and (m not in self.final or last > self.final[m]) \
-                    and self.claim[m][1] is not None:
-                by = self.nick(self.claim[m][1])
-            self.emit("message_lost", nick=self.nick(m), seq=first, seq_end=last, by=by,
-                      detail=("only another member's acknowledgement claims the entries beyond "
-                              f"{self.vouched[m]}") if by else None)
+            by = self.claimed_by(m, last)
+            self.emit("message_lost", nick=self.nick(m), seq=first, seq_end=last,
+                      by=self.nick(by) if by is not None else None,
+                      detail=(f"only {self.nick(by)}'s acknowledgement claims the entries beyond "
+                              f"{self.vouched_by(m)}") if by is not None else None)
             self.lost[m].append((first, last))
             self.delivered[m] = last
             self.broken[m] = True
-            # views naming the lost entries are dropped unchecked
+            # views still waiting for m's entries name a lost entry: dropped unchecked
             self.pending_views = [v for v in self.pending_views
-                                  if not (v[2][m] >= first and v[0] != m)]
+                                  if not (v[0] != m and v[2][m] >= first)]
             self.release_held(m, now)
-            self.recheck_views(now)
         if self.delivered[m] < self.expected(m) or self.held[m]:
-            nxt = self.delivered[m] + 1
-            end = (min(self.held[m]) - 1) if self.held[m] else self.expected(m)
-            self.emit("gap", nick=self.nick(m), seq=nxt, seq_end=end)
+            # entries still missing: the timer restarts at once, with a Gap for the next range
+            nxt, end = self.delivered[m] + 1, self.missing_end(m)
+            by = self.claimed_by(m, end)
+            self.emit("gap", nick=self.nick(m), seq=nxt, seq_end=end,
+                      by=self.nick(by) if by is not None else None,
+                      detail=(f"only {self.nick(by)}'s acknowledgement claims the entries beyond "
+                              f"{self.vouched_by(m)}") if by is not None else None)
             self.gap[m] = now + self.eng.timeouts["gap"]
-        self.progress(now)
 
     # --- shutdown (§7.8) -------------------------------------------------------------------------
 
@@ -465,10 +521,9 @@ class Session:
         if self.phase == "active":
             raise err(E.UnexpectedMessage, "digest before any shutdown")
         self.digests[j] = m
-        if self.my_transcript is not None:
+        if self.my_transcript is not None:                                    # R-SD-8
             self.compare_digest(j)
-        self.compare_ends()
-        self.progress(now)
+        self.progress(now)                                                    # Ends: R-SD-14
 
     def compare_digest(self, j):
         if self.digests[j]["transcript_digest"] != self.my_transcript and j not in self.mismatch_reported:
@@ -486,8 +541,7 @@ class Session:
         if self.phase == "active":
             raise err(E.UnexpectedMessage, "end before any shutdown")
         self.ends[j] = m
-        self.compare_ends()
-        self.progress(now)
+        self.progress(now)                                                    # Ends: R-SD-14
 
     def digest_of(self, m):
         if m == self.me:
@@ -496,7 +550,9 @@ class Session:
         return d["transcript_digest"] if d is not None else None
 
     def compare_ends(self):
-        if self.phase not in ("ended", "revealed", "closed"):
+        """R-SD-14: once Ended (and still when Revealed), every End held is compared as soon as
+        we hold every digest its present set names; in member index order."""
+        if self.phase not in ("ended", "revealed"):
             return
         for j, m in sorted(self.ends.items()):
             if j in self.end_compared:
@@ -534,7 +590,10 @@ class Session:
         return ks.transcript_digest(finals, chains)
 
     def progress(self, now: int):
+        """R-SD-7: the shutdown moves on as far as it can. In Ended and Revealed each move first
+        compares the Ends held (R-SD-14), so mismatches come before KeyPublished."""
         while True:
+            self.compare_ends()
             if self.phase == "closing":
                 if not all((m in self.final) and self.delivered[m] >= self.final[m]
                            for m in self.others()):
@@ -566,7 +625,6 @@ class Session:
                 self.my_end = codec.decode(payload)
                 self.phase = "ended"
                 self.eng.broadcast(payload)
-                self.compare_ends()
                 continue
             if self.phase == "ended":
                 missing = [m for m in self.others() if m not in self.ends and m not in self.quits]
@@ -576,7 +634,6 @@ class Session:
                         self.sd_deadline = None
                         self.emit("key_withheld", nicks=[self.nick(m) for m in missing],
                                   detail="they have not confirmed the end of the session")
-                        self.eng.check_ready_to_leave()
                     return
                 self.key_state = "published"
                 self.phase = "revealed"
@@ -586,7 +643,6 @@ class Session:
                                                              "private_key": self.s.to_bytes()})
                 self.eng.broadcast(self.my_reveal)
                 self.sd_deadline = now + self.eng.timeouts["shutdown"]
-                self.eng.check_ready_to_leave()
                 continue
             if self.phase == "revealed":
                 if not all(m in self.reveals or m in self.excused for m in self.others()):
@@ -604,8 +660,10 @@ class Session:
         ph = self.phase
         self.sd_deadline = None
         if ph == "closing":
-            missing = [m for m in self.others() if m not in self.final or
-                       self.delivered[m] < self.final[m]]
+            # members already excused (at an earlier deadline, or by their Quit, R-SD-16) are
+            # not counted again
+            missing = [m for m in self.others() if m not in self.excused and
+                       (m not in self.final or self.delivered[m] < self.final[m])]
         elif ph == "digested":
             missing = [m for m in self.others() if m not in self.digests and m not in self.excused]
         elif ph == "ended":

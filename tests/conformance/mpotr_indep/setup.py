@@ -81,18 +81,31 @@ class Attempt:
         self.G = self.k_auth = None
 
     def start(self, seeds: list[Message], now: int):
+        """Our Offer and SetupStarted, then the seeds (R-OFF-6, R-OFF-9): in the order given,
+        each processed as R-OFF-11, errors as Rejected events (R-GEN-2)."""
         self.eng.broadcast(self.my_offer.encoding)
         self.eng.remember_nonce(self.nonce, own=True)
         self.out.emit("setup_started", nicks=self.nicks_str())
         for m in seeds:
+            if self.eng.attempt is not self or self.phase not in ("offers", "key_shares", "attests"):
+                break          # a seed (or what it completed) ended this attempt: the rest is stale
             try:
-                self.eng.check_offer_points(m)
-                self.store_offer(m, now)
+                self.seed_offer(m, now)
             except MpotrError as e:
                 self.out.emit("rejected", code=e.code.snake, nick=m["nick"].decode("utf-8", "replace"),
                               detail=e.detail)
-            if self.phase != "offers":
-                break
+
+    def seed_offer(self, m: Message, now: int):
+        i = self.index_of(m["nick"])
+        if i is None:                                                         # R-OFF-7
+            raise err(E.NotAMember, "sender not in our roster")
+        if i in self.offers:
+            if self.offers[i]["nonce"] == m["nonce"]:
+                return                                    # the same offer twice: nothing new
+            self.eng.conflicting_offer(self, now)                             # R-OFF-11
+            return
+        self.eng.check_offer_points(m)
+        self.store_offer(m, now)
 
     # --- offers ------------------------------------------------------------------------------
 
@@ -126,24 +139,34 @@ class Attempt:
         self.xs[me] = self.x
         self.phase = "key_shares"
         self.eng.broadcast(payload)
-        # buffered key shares, member by member in index order, each in arrival order (R-KS-3)
+        # §6.2: buffered key shares, then buffered accusations; each kind member by member in
+        # index order, each member's in arrival order (R-KS-3). The accusations buffered in
+        # phase Offers are taken out first, so that a key share accepted here decides only the
+        # accusations that waited for it (R-KS-13 verdict 4), not these.
+        early_accusations = self.early["accuse"]
+        self.early["accuse"] = {}
         for i in range(self.n):
             for m in self.early["key_share"].pop(self.nicks[i], []):
                 if self.phase != "key_shares":
                     break
-                self.run_buffered(lambda: self.key_share(m, self.nicks[i], now, buffered=True), m)
+                self.run_buffered(lambda: self.key_share(m, self.nicks[i], now, buffered=True),
+                                  self.nicks[i])
         for i in range(self.n):
-            for m in self.early["accuse"].pop(self.nicks[i], []):
+            for m in early_accusations.get(self.nicks[i], []):
                 if self.phase not in ("key_shares", "attests"):
                     break
-                self.run_buffered(lambda: self.accuse(m, self.nicks[i], now, buffered=True), m)
+                self.run_buffered(lambda: self.accuse(m, self.nicks[i], now, buffered=True),
+                                  self.nicks[i])
         self.maybe_attest(now)
 
-    def run_buffered(self, fn, m):
+    def run_buffered(self, fn, nick: bytes):
+        """R-GEN-2: an error of buffered input is a Rejected event (code, nick = the claimed
+        sender, detail), not an error of the call."""
         try:
             fn()
         except MpotrError as e:
-            self.out.emit("rejected", code=e.code.snake, detail=e.detail)
+            self.out.emit("rejected", code=e.code.snake, nick=nick.decode("utf-8", "replace"),
+                          detail=e.detail)
 
     # --- early messages (phase offers) -------------------------------------------------------
 
@@ -204,7 +227,7 @@ class Attempt:
         for acc in self.early["accuse"].pop(from_nick, []):
             if self.phase not in ("key_shares", "attests"):
                 break
-            self.run_buffered(lambda: self.accuse(acc, from_nick, now, buffered=True), acc)
+            self.run_buffered(lambda: self.accuse(acc, from_nick, now, buffered=True), from_nick)
         if not buffered and self.phase == "key_shares":
             self.maybe_attest(now)
 
@@ -263,7 +286,8 @@ class Attempt:
             for m in self.early["attest"].pop(self.nicks[i], []):
                 if self.phase != "attests":
                     break
-                self.run_buffered(lambda: self.attest(m, self.nicks[i], now, buffered=True), m)
+                self.run_buffered(lambda: self.attest(m, self.nicks[i], now, buffered=True),
+                                  self.nicks[i])
         self.maybe_establish(now)
 
     # --- attests (R-AT-1 … R-AT-8) -------------------------------------------------------------

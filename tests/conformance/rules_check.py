@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+"""Scenario checks of the independent engine (mpotr_indep/) against behaviour that spec/mpotr.md
+states in words and no vector pins: the decoding points of §4.9/§4.10, the chat-phase rules
+R-DATA-7/8/10/11/13, the order of tick() (§6.4), the event fields of Appendix B, R-GEN-2's
+Rejected events, R-KS-13 verdict 4 and R-OFF-6/R-OFF-11 seeding.
+
+Each check drives engines of alice, bob and carol (DeterministicRng, vector-mode signatures)
+through a room whose deliveries the check controls, and compares what the engines report with
+what the rule says. The expected values come from the spec text (the rule named in each check),
+not from the reference implementation. Exits 1 on any failure.
+
+usage: rules_check.py
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from mpotr_indep import codec, keysched as ks                          # noqa: E402
+from mpotr_indep.crypto import DeterministicRng, PrivateKey, u8, u16, u32  # noqa: E402
+from mpotr_indep.engine import Engine                                 # noqa: E402
+from mpotr_indep.errors import MpotrError                             # noqa: E402
+
+ROOM = "room@conference.localhost"
+NICKS = ["alice", "bob", "carol"]
+TO = {"setup": 30000, "heartbeat": 5000, "gap": 10000, "confirm": 20000, "shutdown": 15000}
+
+
+class Room:
+    """Engines and one queue of broadcasts; each delivery names its recipients."""
+
+    def __init__(self, nicks=NICKS):
+        self.nicks = list(nicks)
+        self.eng = {}
+        for k, n in enumerate(self.nicks):
+            ident = PrivateKey.generate(DeterministicRng(f"rules-id-{n}".encode()))
+            self.eng[n] = Engine(ROOM, n, ident, DeterministicRng(f"rules-rng-{n}".encode()),
+                                 timeouts=TO)
+        self.queue = []                    # (from, payload)
+        self.events = {n: [] for n in self.nicks}
+        self.sent = {n: [] for n in self.nicks}
+        self.now = 0
+
+    def record(self, n, out):
+        for p in out.broadcasts:
+            self.queue.append((n, p))
+            self.sent[n].append(p)
+        self.events[n].extend(out.events)
+        return out
+
+    def call(self, n, name, *args):
+        return self.record(n, getattr(self.eng[n], name)(*args, self.now))
+
+    def deliver(self, item, to):
+        frm, p = item
+        outs = {}
+        for n in to:
+            outs[n] = self.record(n, self.eng[n].receive(frm, p, self.now))
+        return outs
+
+    def run(self, to=None, skip=lambda frm, p, n: False):
+        """Deliver the queue first-in first-out to every member (or `to`), reflections included,
+        leaving out the deliveries `skip` names."""
+        while self.queue:
+            frm, p = self.queue.pop(0)
+            for n in (to or self.nicks):
+                if not skip(frm, p, n):
+                    self.record(n, self.eng[n].receive(frm, p, self.now))
+
+    def establish(self):
+        for n in self.nicks:
+            self.call(n, "set_roster", [(x, f"{x}@localhost") for x in self.nicks])
+        self.run()
+        for n in self.nicks:
+            assert self.eng[n].phase == "established", (n, self.eng[n].phase)
+        self.clear()
+
+    def take(self, n):
+        """The queued broadcasts of member n, removed from the queue."""
+        mine = [q for q in self.queue if q[0] == n]
+        self.queue = [q for q in self.queue if q[0] != n]
+        return mine
+
+    def clear(self):
+        self.events = {n: [] for n in self.nicks}
+        self.queue = []
+
+
+FAILURES: list[str] = []
+PASSED = 0
+
+
+def check(what, cond, detail=""):
+    global PASSED
+    if cond:
+        PASSED += 1
+    else:
+        FAILURES.append(f"{what} {detail}".rstrip())
+
+
+def kinds(evs):
+    return [e.kind for e in evs]
+
+
+def ev(evs, kind):
+    return [e for e in evs if e.kind == kind]
+
+
+def decode_error(payload):
+    try:
+        codec.decode(payload)
+    except MpotrError as e:
+        return e.code.name
+    return "accepted"
+
+
+# --- §4.9, §4.10: where each decoding check is made ------------------------------------------
+
+def entry_prefix(t, acks=b"\x00\x00"):
+    """version, type, session_tag, sender, seq 1, ack_count 2, the acks, view_digest."""
+    return bytes([2, codec.TYPE_CODES[t]]) + bytes(8) + u8(0) + u32(1) + u8(len(acks)) + acks \
+        + bytes(32)
+
+
+def check_decoding():
+    hb = entry_prefix("heartbeat")
+    # R-DEC-9: a Heartbeat announcing a ciphertext that runs past the end is DecodeTruncated
+    check("R-DEC-9 heartbeat ciphertext past the end",
+          decode_error(hb + u16(5) + b"ab") == "DecodeTruncated")
+    check("R-DEC-9 heartbeat length only", decode_error(hb + u16(5)) == "DecodeTruncated")
+    # ... and DecodeBadValue once its bytes are read
+    check("R-DEC-9 heartbeat with a complete ciphertext",
+          decode_error(hb + u16(2) + b"ab" + bytes(96)) == "DecodeBadValue")
+    # a Data entry's empty ciphertext is decided right after the length (no bytes to read)
+    check("R-DEC-9 data with an empty ciphertext, payload ends there",
+          decode_error(entry_prefix("data") + u16(0)) == "DecodeBadValue")
+    # R-DEC-6: a ciphertext length above 16384 is DecodeOversize when read
+    check("R-DEC-6 ciphertext length 16385, payload ends there",
+          decode_error(entry_prefix("data") + u16(16385)) == "DecodeOversize")
+    # R-DEC-10: a fifth varint byte with the high bit: DecodeBadValue even at the end
+    check("R-DEC-10 fifth varint byte with the high bit, at the end",
+          decode_error(bytes([2, 0x10]) + bytes(8) + u8(0) + u32(1) + u8(2) + b"\x80" * 5)
+          == "DecodeBadValue")
+    check("R-DEC-10 payload ends inside a varint",
+          decode_error(bytes([2, 0x10]) + bytes(8) + u8(0) + u32(1) + u8(2) + b"\x80" * 4)
+          == "DecodeTruncated")
+    # R-DEC-7: a point cut short is DecodeTruncated whatever its first byte
+    offer = bytes([2, 1]) + bytes(32) + u32(0) + u8(1) + b"a" + bytes(32)
+    check("R-DEC-7 point cut short", decode_error(offer + b"\x05" + bytes(10)) == "DecodeTruncated")
+    check("R-DEC-7 whole point with a bad first byte",
+          decode_error(offer + b"\x05" + bytes(64)) == "DecodeBadValue")
+    # count of 0 and of 128, payload ending right after it
+    ks_prefix = bytes([2, 2]) + bytes(32) + u8(0) + b"\x04" + bytes(64) + bytes(32) + bytes(16)
+    check("R-DEC-8 count 0 at the end", decode_error(ks_prefix + u8(0)) == "DecodeBadValue")
+    check("R-DEC-6 count 128 at the end", decode_error(ks_prefix + u8(128)) == "DecodeOversize")
+    # Accuse: an empty key_share is decided right after its length
+    acc = bytes([2, 4]) + bytes(32) + u8(0) + u8(1) + bytes(32) + u16(0)
+    check("R-DEC-12 empty accuse key_share", decode_error(acc) == "DecodeBadValue")
+
+
+# --- R-DATA-8: a lost entry that arrives late -------------------------------------------------
+
+def check_late_lost_entry():
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")        # acknowledges nothing of bob's
+    r.run()
+    r.call("bob", "send_text", "b1")
+    r.run()
+    r.clear()
+    r.now = 1000
+    r.call("alice", "send_text", "a2")        # the first to acknowledge b1: lost for bob
+    r.call("alice", "send_text", "a3")
+    a2, a3 = r.take("alice")
+    r.deliver(a3, NICKS)
+    r.deliver(a2, ["alice", "carol"])
+    gaps = ev(r.events["bob"], "gap")
+    check("R-DATA-7 a held entry reports a Gap", len(gaps) == 1 and (gaps[0].seq, gaps[0].seq_end)
+          == (2, 2), str([g.as_dict() for g in gaps]))
+    r.run()
+    r.clear()
+    r.now = 11000                             # the gap deadline of bob for alice
+    out = r.call("bob", "tick")
+    lost = ev(out.events, "message_lost")
+    check("R-DATA-8 MessageLost for the missing range",
+          [(e.nick, e.seq, e.seq_end, e.by) for e in lost] == [("alice", 2, 2, None)],
+          str([e.as_dict() for e in lost]))
+    shown = ev(out.events, "message_received")
+    check("R-DATA-8 the held entry is delivered, late = false",
+          [(e.seq, bool(e.late)) for e in shown] == [(3, False)], str([e.as_dict() for e in shown]))
+    # bob's own entry cancels the heartbeat timer that a3 started
+    r.call("bob", "send_text", "b2")
+    r.run(to=["alice", "carol"])
+    r.clear()
+    r.now = 12000
+    out = r.deliver(("alice", a2[1]), ["bob"])["bob"]
+    check("R-DATA-8 a lost Data entry arriving late is MessageReceived with late = true",
+          [(e.kind, e.seq, e.late) for e in out.events] == [("message_received", 2, True)],
+          str([e.as_dict() for e in out.events]))
+    check("R-DATA-8 its view is not examined (no Confirmed, no SplitView, no Gap)",
+          not ev(out.events, "confirmed") and not ev(out.events, "gap"))
+    b2_deadline = 11000 + TO["confirm"]
+    check("R-DATA-8 a late lost entry starts no timer (no heartbeat)", out.wake_at is not None
+          and out.wake_at != 12000 + TO["heartbeat"], f"wake_at {out.wake_at}, b2 {b2_deadline}")
+    try:
+        r.eng["bob"].receive("alice", a2[1], r.now)
+        check("R-DATA-4 a second copy of the late entry is Duplicate", False, "accepted")
+    except MpotrError as e:
+        check("R-DATA-4 a second copy of the late entry is Duplicate", e.code.name == "Duplicate",
+              e.code.name)
+
+
+def check_late_lost_heartbeat():
+    r = Room()
+    r.establish()
+    r.call("bob", "send_text", "b1")
+    r.run()
+    r.clear()
+    r.now = 5000                               # alice's heartbeat timer (started by b1 at 0)
+    r.call("alice", "tick")
+    (hb,) = r.take("alice")
+    check("R-DATA-14 a heartbeat is sent", codec.decode(hb[1]).type == "heartbeat")
+    r.deliver(hb, ["alice", "carol"])
+    r.call("alice", "send_text", "a1")
+    r.run()
+    r.clear()
+    r.now = 15000
+    r.call("bob", "tick")                      # the heartbeat (seq 1) is declared lost
+    check("R-DATA-8 the heartbeat is lost",
+          [(e.seq, e.seq_end) for e in ev(r.events["bob"], "message_lost")] == [(1, 1)])
+    r.clear()
+    out = r.deliver(hb, ["bob"])["bob"]
+    check("R-DATA-8 a lost Heartbeat arriving late gives no event", out.events == [],
+          str([e.as_dict() for e in out.events]))
+
+
+# --- R-DATA-7: a Heartbeat delivered after later entries were held carries late ---------------
+
+def check_heartbeat_late():
+    r = Room()
+    r.establish()
+    r.call("bob", "send_text", "b1")
+    r.run()
+    r.clear()
+    r.now = 5000
+    r.call("alice", "tick")
+    r.call("alice", "send_text", "a2")
+    hb, a2 = r.take("alice")
+    out_held = r.deliver(a2, ["bob"])["bob"]
+    out = r.deliver(hb, ["bob"])["bob"]
+    check("R-DATA-7 held entry: Gap", kinds(out_held.events) == ["gap"])
+    got = [(e.kind, e.seq, bool(e.late)) for e in out.events
+           if e.kind in ("heartbeat", "message_received")]
+    check("Appendix B: Heartbeat late = true when later entries were held",
+          got == [("heartbeat", 1, True), ("message_received", 2, False)], str(got))
+
+
+# --- R-DATA-11 and R-DATA-8: a claim beyond what the author vouched for -----------------------
+
+def check_claimed_range():
+    r = Room()
+    r.establish()
+    for t in ("a1", "a2", "a3", "a4"):
+        r.call("alice", "send_text", t)
+    a = r.take("alice")
+    r.deliver(a[0], NICKS)
+    r.deliver(a[2], NICKS)                     # bob holds a3: Gap alice 2..2
+    r.deliver(a[1], ["alice", "carol"])
+    r.deliver(a[3], ["alice", "carol"])        # a4 never reaches bob
+    r.run()
+    r.clear()
+    r.now = 1000
+    r.call("carol", "send_text", "c1")         # acknowledges 4 of alice's entries
+    out = r.deliver(r.take("carol")[0], ["bob"])["bob"]
+    check("R-DATA-11 a second claim while a gap is pending reports no Gap",
+          not ev(out.events, "gap"), str([e.as_dict() for e in out.events]))
+    r.now = 10000                              # the gap timer started at 0
+    out = r.call("bob", "tick")
+    lost, gaps = ev(out.events, "message_lost"), ev(out.events, "gap")
+    check("R-DATA-8 MessageLost within what alice vouched for has no by",
+          [(e.seq, e.seq_end, e.by) for e in lost] == [(2, 2, None)],
+          str([e.as_dict() for e in lost]))
+    check("R-DATA-8 the restarted timer's Gap names the claimer (by, detail)",
+          [(e.nick, e.seq, e.seq_end, e.by, bool(e.detail)) for e in gaps]
+          == [("alice", 4, 4, "carol", True)], str([e.as_dict() for e in gaps]))
+    order = [e.kind for e in out.events if e.kind in ("message_lost", "message_received", "gap")]
+    check("R-DATA-8 order: MessageLost, the held entry, then the new Gap",
+          order == ["message_lost", "message_received", "gap"], str(order))
+    r.now = 20000
+    out = r.call("bob", "tick")
+    lost = ev(out.events, "message_lost")
+    check("R-DATA-8 MessageLost beyond what alice vouched for names the claimer",
+          [(e.seq, e.seq_end, e.by, bool(e.detail)) for e in lost] == [(4, 4, "carol", True)],
+          str([e.as_dict() for e in lost]))
+
+
+# --- R-DATA-10: SplitView without seq -----------------------------------------------------------
+
+def forged_entry(r, author, counts, text=b"x"):
+    """An entry signed and MAC'd by `author`'s session with the given view counts (index
+    order), as a member that lies in its acknowledgements would send it."""
+    s = r.eng[author].session
+    seq = s.my_count + 1
+    acks = [counts[m] for m in range(s.n) if m != s.me]
+    key, prefix = s.keys[s.me]
+    from mpotr_indep.crypto import aes128_ctr
+    body, _ = codec.encode_body("data", {"session_tag": s.tag, "sender": s.me, "seq": seq,
+                                         "acks": acks, "view_digest": bytes(32),
+                                         "ciphertext": aes128_ctr(key, ks.message_iv(prefix, seq),
+                                                                  text)})
+    return s.mac_sign(body)
+
+
+def check_split_view_no_seq():
+    r = Room()
+    r.establish()
+    p = forged_entry(r, "bob", [5, 0, 3])      # 5 of alice's entries (she wrote none), carol 3
+    out = r.deliver(("bob", p), ["alice"])["alice"]
+    sv = ev(out.events, "split_view")
+    check("R-DATA-10 SplitView (nick = sender), no seq",
+          [(e.nick, e.seq) for e in sv] == [("bob", None)] and "seq" not in sv[0].as_dict(),
+          str([e.as_dict() for e in out.events]))
+    check("R-DATA-10 checked first: no Gap for carol's claimed entries", not ev(out.events, "gap"))
+
+
+# --- R-DATA-7: after a delivery the shutdown moves on ----------------------------------------
+
+def check_digest_after_last_entry():
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")
+    r.call("alice", "leave")
+    a1, sd = r.take("alice")
+    r.deliver(a1, ["alice", "carol"])
+    r.queue.append(sd)
+    r.run()                                    # every Shutdown, but bob still lacks alice's 1
+    check("R-DATA-7 (setup) bob waits in Closing for alice's entry",
+          r.eng["bob"].session.phase == "closing", r.eng["bob"].session.phase)
+    out = r.deliver(a1, ["bob"])["bob"]
+    types = [codec.decode(p).type for p in out.broadcasts]
+    check("R-DATA-7 the entry that completes our transcript in Closing moves the shutdown on "
+          "(our Digest in the same call)", "digest" in types, str(types))
+
+
+# --- R-SD-18: a final count below another member's claim -------------------------------------
+
+def check_final_below_claim():
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")
+    r.run()
+    r.clear()
+    p = forged_entry(r, "bob", [3, 0, 0])      # bob claims 3 of alice's entries; she wrote 1
+    out = r.deliver(("bob", p), ["carol"])["carol"]
+    gaps = ev(out.events, "gap")
+    check("R-DATA-11 Gap for the claimed entries, by = the claimer",
+          [(e.nick, e.seq, e.seq_end, e.by) for e in gaps] == [("alice", 2, 3, "bob")],
+          str([e.as_dict() for e in out.events]))
+    r.call("alice", "leave")
+    (sd,) = r.take("alice")
+    out = r.deliver(sd, ["carol"])["carol"]
+    sv = ev(out.events, "split_view")
+    check("R-SD-18 SplitView naming the member whose acknowledgement claimed more, no seq",
+          [(e.nick, e.seq) for e in sv] == [("bob", None)], str([e.as_dict() for e in out.events]))
+    check("R-SD-18 the gap only the claim kept open is closed",
+          (r.eng["carol"].session or r.eng["carol"].closing[0]).gap[0] is None)
+    check("R-SD-18 no Gap or MessageLost for the claimed entries",
+          not ev(out.events, "gap") and not ev(out.events, "message_lost"))
+
+
+# --- R-DATA-13, §6.4: ConfirmationOverdue's nick, and tick's order ------------------------------
+
+def check_overdue_then_heartbeat():
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")
+    r.run(skip=lambda frm, p, n: n == "carol")  # carol never sees a1: it is never fully confirmed
+    r.clear()
+    r.now = 16000
+    r.call("bob", "send_text", "b1")
+    r.run(to=["alice", "bob"])                 # alice's heartbeat timer: 21000
+    r.clear()
+    r.now = 21000
+    out = r.call("alice", "tick")
+    ks_ = kinds(out.events)
+    od = ev(out.events, "confirmation_overdue")
+    check("R-DATA-13 ConfirmationOverdue: nick = our own, seq, nicks = who has not confirmed",
+          [(e.nick, e.seq, e.nicks) for e in od] == [("alice", 1, ["carol"])],
+          str([e.as_dict() for e in od]))
+    check("§6.4 tick: ConfirmationOverdue before the heartbeat's confirmations",
+          ks_ and ks_[0] == "confirmation_overdue" and "confirmed" in ks_ and
+          [codec.decode(p).type for p in out.broadcasts] == ["heartbeat"], str(ks_))
+
+
+# --- R-GEN-2: Rejected from a buffered message carries the claimed sender -----------------------
+
+def check_rejected_nick():
+    r = Room(["alice", "bob"])
+    for n in r.nicks:
+        r.call(n, "set_roster", [(x, f"{x}@localhost") for x in r.nicks])
+    offer_a, offer_b = r.take("alice")[0], r.take("bob")[0]
+    r.deliver(offer_a, ["alice", "bob"])       # bob: all offers, his key share
+    (ks_b,) = r.take("bob")
+    bad = ks_b[1][:-1] + bytes([ks_b[1][-1] ^ 1])
+    r.deliver(("bob", bad), ["alice"])         # buffered before bob's offer: unchecked
+    out = r.deliver(offer_b, ["alice"])["alice"]
+    rej = ev(out.events, "rejected")
+    check("R-GEN-2 Rejected(BadSignature) for the buffered forgery, nick = claimed sender",
+          [(e.code, e.nick) for e in rej] == [("bad_signature", "bob")],
+          str([e.as_dict() for e in out.events]))
+    check("R-GEN-2 Rejected carries no session_id", rej and rej[0].session_id is None)
+
+
+# --- R-KS-13 verdict 4: a false accusation decided right after the accuser's key share ---------
+
+def check_false_accusation():
+    r = Room()
+    for n in r.nicks:
+        r.call(n, "set_roster", [(x, f"{x}@localhost") for x in r.nicks])
+    offers = list(r.queue)
+    r.queue = []
+    for o in offers:
+        r.deliver(o, NICKS)
+    kshares = {frm: (frm, p) for frm, p in r.queue}
+    r.queue = []
+    # bob accuses carol falsely: her key share is fine; he reveals his own e
+    a = r.eng["bob"].attempt
+    fields = {"session_id": a.sid, "sender": a.me, "accused": 2, "dh_private": a.e.to_bytes(),
+              "key_share": kshares["carol"][1]}
+    body, _ = codec.encode_body("accuse", fields)
+    accuse = a.sign(body)
+    r.deliver(kshares["carol"], ["alice"])
+    out = r.deliver(("bob", accuse), ["alice"])["alice"]
+    check("R-KS-13 verdict 4 waits for the accuser's key share (success, no output)",
+          out.events == [] and out.broadcasts == [], str([e.as_dict() for e in out.events]))
+    out = r.deliver(kshares["bob"], ["alice"])["alice"]
+    ex = ev(out.events, "member_excluded")
+    check("R-KS-13 verdict 4: the accuser is out (FalseAccusation, by = accuser)",
+          [(e.nick, e.code, e.by) for e in ex] == [("bob", "false_accusation", "bob")],
+          str([e.as_dict() for e in out.events]))
+    types = [codec.decode(p).type for p in out.broadcasts]
+    check("R-KS-13 decided before round 3: no Attest, the next attempt's Offer",
+          types == ["offer"], str(types))
+    st = ev(out.events, "setup_started")
+    check("§6.2 the next attempt starts at once without the member left out",
+          [e.nicks for e in st] == [["alice", "carol"]], str([e.as_dict() for e in st]))
+
+
+# --- R-OFF-6 / R-OFF-11: buffered offers seed the attempt, a conflict moves it on ---------------
+
+def check_seeding_conflict():
+    r = Room(["alice", "bob"])
+    # bob's offers for the roster {alice, bob}, attempt 0, made twice (the roster recurred)
+    r.call("bob", "set_roster", [("alice", "alice@localhost"), ("bob", "bob@localhost")])
+    first = r.take("bob")[0]
+    r.call("bob", "set_roster", [("alice", "alice@localhost"), ("bob", "bob@localhost"),
+                                 ("carol", "carol@localhost")])
+    r.call("bob", "set_roster", [("alice", "alice@localhost"), ("bob", "bob@localhost")])
+    second = [q for q in r.take("bob") if codec.decode(q[1]).type == "offer"][-1]
+    check("the two offers have attempt 0 and different nonces",
+          codec.decode(first[1])["attempt"] == codec.decode(second[1])["attempt"] == 0 and
+          codec.decode(first[1])["nonce"] != codec.decode(second[1])["nonce"])
+    r.eng["alice"].receive("bob", first[1], r.now)         # no roster yet: buffered (R-OFF-6)
+    r.eng["alice"].receive("bob", second[1], r.now)
+    out = r.call("alice", "set_roster", [("alice", "alice@localhost"), ("bob", "bob@localhost")])
+    types = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
+    check("R-OFF-6 our Offer, then the seeds: the first completes round 1 (our KeyShare), the "
+          "second conflicts (R-OFF-11): a new Offer with attempt 1",
+          types == [("offer", 0), ("key_share", None), ("offer", 1)], str(types))
+    check("R-OFF-11 SetupStarted twice", kinds(out.events) == ["setup_started", "setup_started"],
+          str(kinds(out.events)))
+
+
+def main():
+    checks = [check_decoding, check_late_lost_entry, check_late_lost_heartbeat,
+              check_heartbeat_late, check_claimed_range, check_split_view_no_seq,
+              check_final_below_claim, check_digest_after_last_entry,
+              check_overdue_then_heartbeat, check_rejected_nick, check_false_accusation,
+              check_seeding_conflict]
+    for c in checks:
+        try:
+            c()
+        except Exception:                      # noqa: BLE001 — a crash is a failure
+            FAILURES.append(f"{c.__name__} crashed:\n{traceback.format_exc()}")
+    for f in FAILURES:
+        print("FAIL", f)
+    print(f"rules_check: {PASSED} checks passed, {len(FAILURES)} failed")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
