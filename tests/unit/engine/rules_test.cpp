@@ -30,6 +30,18 @@ using mpotr::test::SimMember;
 using mpotr::test::Wire;
 using codec::MessageType;
 
+// Readable sequences in failure messages.
+namespace Catch {
+template <>
+struct StringMaker<mpotr::EventKind> {
+  static std::string convert(mpotr::EventKind k) { return std::string(mpotr::to_string(k)); }
+};
+template <>
+struct StringMaker<mpotr::codec::MessageType> {
+  static std::string convert(mpotr::codec::MessageType t) { return std::string(mpotr::codec::to_string(t)); }
+};
+}  // namespace Catch
+
 namespace {
 
 // --- small helpers ------------------------------------------------------------------------
@@ -70,6 +82,24 @@ bool has_event(const std::vector<Event>& events, EventKind kind, std::string_vie
 }
 
 MessageType type_of(const Bytes& b) { return codec::peek_type(view(b)).value(); }
+
+// The kinds of a call's events, in order: for rules that fix the whole sequence.
+std::vector<EventKind> kind_sequence(const std::vector<Event>& events) {
+  std::vector<EventKind> out;
+  for (const auto& e : events) {
+    out.push_back(e.kind);
+  }
+  return out;
+}
+
+// The types of a call's broadcasts, in order.
+std::vector<MessageType> type_sequence(const std::vector<Bytes>& broadcasts) {
+  std::vector<MessageType> out;
+  for (const auto& b : broadcasts) {
+    out.push_back(type_of(b));
+  }
+  return out;
+}
 
 template <class M>
 M decode_as(const Bytes& b) {
@@ -2778,6 +2808,29 @@ TEST_CASE("R-SD-7 a complete shutdown checks transcripts, publishes keys and clo
   }
 }
 
+TEST_CASE("R-SD-7 ReadyToLeave is the last event of the call that completes the leave, receive() too", "[rules]") {
+  // One receive() publishes our key and closes the session: ReadyToLeave comes after all of it,
+  // at the end of the call, as in tick() (§6.4).
+  Room room(2);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const Hash32 sid = alice.engine->session()->session_id;
+  auto l = alice.engine->leave(room.now(), *alice.rng);
+  REQUIRE(l.ok());
+  REQUIRE(kind_sequence(l->events) == std::vector<EventKind>{EventKind::SessionClosing});
+  auto q = bob.engine->quit(room.now(), *bob.rng);  // bob has not seen alice's Shutdown
+  REQUIRE(q.ok());
+  const Output out = require_accepted(room, alice, "bob", first_of(q->broadcasts, MessageType::Quit));
+  REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::TranscriptConsistent, EventKind::KeyPublished,
+                                                              EventKind::SessionClosed, EventKind::ReadyToLeave});
+  REQUIRE(out.events[2].session_id == sid);
+  REQUIRE(out.events[3].session_id == Hash32{});
+  REQUIRE(type_sequence(out.broadcasts) ==
+          std::vector<MessageType>{MessageType::Digest, MessageType::End, MessageType::KeyReveal});
+  REQUIRE(alice.engine->phase() == Phase::Left);
+}
+
 TEST_CASE("R-SD-8 a final digest different from ours is reported as a transcript mismatch", "[rules]") {
   Room room(3);
   establish(room);
@@ -2936,6 +2989,50 @@ TEST_CASE("R-SD-10 the shutdown deadline runs from Closing, and rounds completed
   REQUIRE(t.ok());
   REQUIRE(kinds(t->events, EventKind::ShutdownIncomplete).at(0).nicks == std::vector<std::string>{"carol"});
   REQUIRE(kinds(t->events, EventKind::KeyWithheld).at(0).nicks == std::vector<std::string>{"carol"});
+}
+
+TEST_CASE("R-SD-10 in Closing a member excused by its Quit is missing while entries up to its final count are", "[rules]") {
+  // "Already excused" does not cover a Quit in Closing: a member whose Quit is held but whose
+  // entries up to the Quit's final count are missing at the deadline is missing like any other,
+  // named in ShutdownIncomplete and cut to what we received; the shutdown does not wait for its
+  // gap timer.
+  Timeouts slow_gaps;
+  slow_gaps.gap = 2 * kDefaultShutdownTimeoutMs;  // the shutdown deadline comes before the gap's
+  Room room(2, 1, slow_gaps);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const Hash32 sid = alice.engine->session()->session_id;
+  room.send_text("bob", "b1");
+  take_last(room);  // lost on the way to alice
+  auto q = bob.engine->quit(room.now(), *bob.rng);
+  REQUIRE(q.ok());
+  const Bytes quit = q->broadcasts.at(0);
+  REQUIRE(decode_as<codec::Quit>(quit).final_count == 1);
+  const TimeMs t0 = room.now();
+  const Output closing = require_accepted(room, alice, "bob", quit);
+  REQUIRE(kind_sequence(closing.events) == std::vector<EventKind>{EventKind::Gap, EventKind::SessionClosing});
+  REQUIRE(closing.events[0].seq == 1);
+  REQUIRE(closing.events[0].seq_end == 1);
+  REQUIRE(type_sequence(closing.broadcasts) == std::vector<MessageType>{MessageType::Shutdown});
+  REQUIRE(closing.wake_at == std::optional<TimeMs>(t0 + kDefaultShutdownTimeoutMs));
+  auto early = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs - 1, *alice.rng);
+  REQUIRE(early.ok());
+  REQUIRE(early->events.empty());
+  auto t = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kind_sequence(t->events) == std::vector<EventKind>{EventKind::ShutdownIncomplete, EventKind::TranscriptConsistent,
+                                                             EventKind::KeyPublished, EventKind::SessionClosed});
+  REQUIRE(t->events[0].nicks == std::vector<std::string>{"bob"});
+  REQUIRE(t->events[0].session_id == sid);
+  REQUIRE(t->events[1].nicks == std::vector<std::string>{"bob"});
+  REQUIRE(type_sequence(t->broadcasts) ==
+          std::vector<MessageType>{MessageType::Digest, MessageType::End, MessageType::KeyReveal});
+  // bob's final count became 0, what alice received: no lost run in the digest.
+  const auto dg = decode_as<codec::Digest>(t->broadcasts[0]);
+  const Bytes expected = spec::cat({spec::txt("mpotr-v2 transcript"), view(spec::u32(0)), view(spec::chain_start(sid, 0)),
+                                    view(spec::u32(0)), view(spec::chain_start(sid, 1))});
+  REQUIRE(dg.transcript_digest == spec::H(expected));
 }
 
 TEST_CASE("R-SD-15 our key is published only after every other member's End or Quit", "[rules]") {
