@@ -609,10 +609,12 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
     Output out;
     MPOTR_TRY(Output closed, next.close_active("'" + std::string(from) + "' restarted the session", now, rng));
     out.merge(std::move(closed));
+    // This offer is the attempt's last seed (R-OFF-6): its errors are Rejected events, and its
+    // nonce is remembered only if it is stored, so a corrupted copy cannot make the genuine
+    // offer a replay.
     MPOTR_TRY(Output started, next.start_attempt(offer.attempt, now, rng,
                                                  std::make_pair(offer, Bytes(payload.begin(), payload.end()))));
     out.merge(std::move(started));
-    next.remember_nonce(offer.nonce);
     *this = std::move(next);
     return out;
   }

@@ -1255,6 +1255,35 @@ TEST_CASE("R-OFF-9 an offer with a higher attempt number restarts us on that num
   }
 }
 
+TEST_CASE("R-OFF-9 the offer that starts the new attempt is its last seed: its errors are Rejected events", "[rules]") {
+  Room room(3);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  room.queue().clear();  // alice runs attempt 0 and holds no offer but her own
+  auto r = bob.engine->restart(room.now(), *bob.rng);
+  REQUIRE(r.ok());
+  const Bytes ob = first_of(r->broadcasts, MessageType::Offer);
+  REQUIRE(decode_as<codec::Offer>(ob).attempt == 1);
+  auto bad = decode_as<codec::Offer>(ob);
+  bad.dh_key[64] ^= 0x01;  // not on the curve: found only when the offer is processed as a seed
+  const Output out = require_accepted(room, alice, "bob", codec::encode(bad));
+  REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::SetupStarted, EventKind::Rejected});
+  REQUIRE(out.events[0].nicks == std::vector<std::string>{"alice", "bob", "carol"});
+  REQUIRE(out.events[1].nick == "bob");
+  REQUIRE(out.events[1].code == ErrorCode::DecodeBadValue);
+  REQUIRE(out.events[1].session_id == Hash32{});
+  REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Offer});
+  REQUIRE(decode_as<codec::Offer>(out.broadcasts[0]).attempt == 1);
+  REQUIRE(alice.engine->phase() == Phase::SettingUp);
+  // The rejected offer was not stored, and its nonce was not remembered: a copy is now an offer
+  // for the running attempt (R-OFF-11), and bob's genuine offer with that nonce is taken.
+  require_rejected(room, alice, "bob", codec::encode(bad), ErrorCode::DecodeBadValue);
+  const Output good = require_accepted(room, alice, "bob", ob);
+  REQUIRE(good.events.empty());
+  REQUIRE(good.broadcasts.empty());
+  require_rejected(room, alice, "bob", ob, ErrorCode::Duplicate);
+}
+
 TEST_CASE("R-OFF-10 an offer for our attempt number after that attempt ended is unexpected", "[rules]") {
   SECTION("established") {
     Room room(3);
