@@ -296,6 +296,20 @@ struct Engine::State {
         continue;  // only decoded offers are ever stored
       }
       const auto& offer = std::get<codec::Offer>(decoded->message);
+      // R-OFF-11 holds for seeds too: a second offer of that member for this attempt, with
+      // another nonce, means one of the two is stale (typically both were buffered, one from an
+      // earlier time the room had these members). The next attempt starts, seeded with neither;
+      // the seeds not yet processed carry the abandoned number and are dropped.
+      if (const auto held = attempt->offer_nonce(nick); held && *held != offer.nonce) {
+        if (number == std::numeric_limits<std::uint32_t>::max()) {
+          out.events.push_back(detail::rejected_event(
+              make_error(ErrorCode::LimitExceeded, "attempt numbers exhausted for this roster"), nick));
+          continue;
+        }
+        MPOTR_TRY(Output restarted, start_attempt(number + 1, now, rng, std::nullopt));
+        out.merge(std::move(restarted));
+        return out;
+      }
       auto r = attempt->on_offer(ctx(), offer, view(payload), nick, rng);
       if (r.ok()) {
         remember_nonce(offer.nonce);

@@ -1115,6 +1115,45 @@ TEST_CASE("R-OFF-6 an offer for a roster we have not seen is buffered, bounded p
   }
 }
 
+TEST_CASE("R-OFF-6 a seed that conflicts with one already seeded restarts the attempt, the seeds left are dropped", "[rules]") {
+  // Seeds are processed as R-OFF-11, its first bullet included: a second offer of one member
+  // for the same attempt (a stale one, typically, from an earlier time the roster was the same)
+  // moves us to the next attempt number, seeded with neither, and the seeds not yet processed,
+  // which carry the abandoned number, are dropped without an event.
+  Room room(1);  // alice alone: no attempt
+  room.add_member("bob");
+  room.add_member("carol");
+  auto& alice = room.member(0);
+  auto& bob = room.member(1);
+  auto& carol = room.member(2);
+  const auto abc = roster_of({"alice", "bob", "carol"});
+  room.absorb(bob, bob.engine->set_roster(abc, room.now(), *bob.rng));
+  const Bytes ob = take_last(room);
+  room.absorb(carol, carol.engine->set_roster(abc, room.now(), *carol.rng));
+  const Bytes oc = take_last(room);
+  auto second = decode_as<codec::Offer>(ob);
+  second.nonce[0] ^= 0x01;  // the same member, attempt and roster, another offer
+  const Bytes ob2 = codec::encode(second);
+  for (const Bytes* o : {&ob, &ob2, &oc}) {
+    const Output held = require_accepted(room, alice, decode_as<codec::Offer>(*o).nick, *o);
+    REQUIRE(held.events.empty());
+    REQUIRE(held.broadcasts.empty());
+  }
+  // Seeds: bob's two offers (arrival order), then carol's (nick order).
+  auto r = alice.engine->set_roster(abc, room.now(), *alice.rng);
+  REQUIRE(r.ok());
+  REQUIRE(kind_sequence(r->events) == std::vector<EventKind>{EventKind::SetupStarted, EventKind::SetupStarted});
+  REQUIRE(type_sequence(r->broadcasts) == std::vector<MessageType>{MessageType::Offer, MessageType::Offer});
+  REQUIRE(decode_as<codec::Offer>(r->broadcasts[0]).attempt == 0);
+  REQUIRE(decode_as<codec::Offer>(r->broadcasts[1]).attempt == 1);
+  REQUIRE(alice.engine->phase() == Phase::SettingUp);
+  // bob's first offer was stored by attempt 0 (its nonce remembered); the conflicting one and
+  // carol's, never stored, are now stale.
+  require_rejected(room, alice, "bob", ob, ErrorCode::Replay);
+  require_rejected(room, alice, "bob", ob2, ErrorCode::UnexpectedMessage);
+  require_rejected(room, alice, "carol", oc, ErrorCode::UnexpectedMessage);
+}
+
 TEST_CASE("R-OFF-14 offers that keep coming in a member's name while its session runs are reported once, never acted on", "[rules]") {
   Room room(3);
   establish(room);
