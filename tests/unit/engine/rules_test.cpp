@@ -3210,6 +3210,88 @@ TEST_CASE("R-SD-17 quit() sends a Quit unless our End is out, withholds our key,
   REQUIRE(late->broadcasts.empty());
 }
 
+TEST_CASE("R-SD-17 quit() after our End: no Quit, our key withheld unless published, every session closed", "[rules]") {
+  // alice restarts: her old session s0 shuts down beside the new one, s1. The server keeps
+  // carol's messages of the chosen kinds from alice, so s0 stops in Ended or Revealed there.
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const Hash32 s0 = alice.engine->session()->session_id;
+  const auto run_without = [&](std::vector<MessageType> held) {
+    room.absorb(alice, alice.engine->restart(room.now(), *alice.rng));
+    run_filtered(room, [&](const Wire& w, const SimMember& m) {
+      return !(m.nick == "alice" && w.from == "carol" &&
+               std::find(held.begin(), held.end(), type_of(w.payload)) != held.end());
+    });
+    REQUIRE(room.all_established());
+  };
+  const auto quit_now = [&](TimeMs now) {
+    auto r = alice.engine->quit(now, *alice.rng);
+    REQUIRE(r.ok());
+    REQUIRE(alice.engine->phase() == Phase::Left);
+    // Both sessions are retired: carol's key reveal of s0, held back until now, is a replay.
+    require_rejected(room, alice, "carol", sent_by(room, "carol", MessageType::KeyReveal).at(0), ErrorCode::Replay);
+    return std::move(r).value();
+  };
+  SECTION("in Ended, waiting for an End: the key is withheld now") {
+    run_without({MessageType::End, MessageType::KeyReveal});
+    const Hash32 s1 = alice.engine->session()->session_id;
+    REQUIRE(sent_by(room, "alice", MessageType::End).size() == 1);
+    REQUIRE(room.events_of(alice, EventKind::KeyWithheld).empty());
+    const Output out = quit_now(room.now());
+    REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Quit});  // s1's only
+    REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed,
+                                                                EventKind::KeyWithheld, EventKind::SessionClosed});
+    REQUIRE(out.events[0].session_id == s1);
+    REQUIRE(out.events[0].nicks == std::vector<std::string>{"bob", "carol"});
+    REQUIRE(out.events[1].session_id == s1);
+    REQUIRE(out.events[2].session_id == s0);
+    REQUIRE(out.events[2].nicks == std::vector<std::string>{"carol"});
+    REQUIRE_FALSE(out.events[2].detail.empty());
+    REQUIRE(out.events[3].session_id == s0);
+  }
+  SECTION("in Ended, key already withheld at the deadline: reported again, now for good") {
+    run_without({MessageType::End, MessageType::KeyReveal});
+    auto t = alice.engine->tick(room.now() + kDefaultShutdownTimeoutMs, *alice.rng);
+    REQUIRE(t.ok());
+    REQUIRE(kinds(t->events, EventKind::KeyWithheld).size() == 1);
+    const Output out = quit_now(room.now() + kDefaultShutdownTimeoutMs);
+    REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Quit});
+    REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed,
+                                                                EventKind::KeyWithheld, EventKind::SessionClosed});
+    REQUIRE(out.events[2].session_id == s0);
+    REQUIRE(out.events[2].nicks == std::vector<std::string>{"carol"});
+    REQUIRE(out.events[3].session_id == s0);
+  }
+  SECTION("in Revealed: our key is out, the session is closed") {
+    run_without({MessageType::KeyReveal});
+    REQUIRE(sent_by(room, "alice", MessageType::KeyReveal).size() == 1);
+    const Output out = quit_now(room.now());
+    REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Quit});
+    REQUIRE(kind_sequence(out.events) ==
+            std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed, EventKind::SessionClosed});
+    REQUIRE(out.events[2].session_id == s0);
+  }
+}
+
+TEST_CASE("R-SD-17 quit() after leave() reports no ReadyToLeave", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const Hash32 sid = alice.engine->session()->session_id;
+  auto l = alice.engine->leave(room.now(), *alice.rng);
+  REQUIRE(l.ok());
+  REQUIRE(type_sequence(l->broadcasts) == std::vector<MessageType>{MessageType::Shutdown});
+  REQUIRE(alice.engine->phase() == Phase::Leaving);
+  auto q = alice.engine->quit(room.now(), *alice.rng);
+  REQUIRE(q.ok());
+  REQUIRE(type_sequence(q->broadcasts) == std::vector<MessageType>{MessageType::Quit});
+  REQUIRE(kind_sequence(q->events) == std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed});
+  REQUIRE(q->events[0].session_id == sid);
+  REQUIRE(q->events[0].nicks == std::vector<std::string>{"bob", "carol"});
+  REQUIRE(alice.engine->phase() == Phase::Left);
+}
+
 TEST_CASE("R-SD-18 a final count below another member's acknowledgement names that member", "[rules]") {
   Room room(3);
   establish(room);
