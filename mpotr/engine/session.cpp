@@ -359,14 +359,26 @@ void Session::check_view(const PendingView& v, Output& out, bool first_time, Tim
   }
   // R-DATA-11 for every member whose entries the view names and we lack, in index order.
   bool incomplete = false;
+  bool contradicted = false;
   for (std::size_t m = 0; m < v.counts.size(); ++m) {
     if (m == m_self || v.counts[m] <= m_peers[m].transcript.count()) {
+      continue;
+    }
+    Peer& missing = m_peers[m];
+    if (missing.final_count && v.counts[m] > *missing.final_count) {
+      // R-SD-18 in the other order: m's signed final count is already held, and the sender
+      // claims more. The author's own statement counts: a split view naming the sender; the
+      // count known to exist stays the final count (no Gap, no loss beyond it).
+      contradicted = true;
+      Event split = make_event(EventKind::SplitView, nick);
+      split.detail = "acknowledged " + std::to_string(v.counts[m]) + " entries of '" + m_roster[m].nick +
+                     "', whose signed final count is " + std::to_string(*missing.final_count);
+      out.events.push_back(std::move(split));
       continue;
     }
     incomplete = true;
     // The sender has entries of member m that we lack: lost or delayed on the way to us, or a
     // claim the sender alone makes (reported as such if they never come).
-    Peer& missing = m_peers[m];
     if (v.counts[m] > missing.expected) {
       missing.expected = v.counts[m];
       if (v.counts[m] > missing.vouched) {
@@ -382,6 +394,9 @@ void Session::check_view(const PendingView& v, Output& out, bool first_time, Tim
       out.events.push_back(std::move(gap));
       missing.gap_deadline = now + m_timeouts.gap;
     }
+  }
+  if (contradicted) {
+    return;  // it names entries that can never be held: not kept, never checked
   }
   if (incomplete) {
     if (first_time && m_pending_views.size() < kMaxHeldMessages) {

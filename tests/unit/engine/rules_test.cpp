@@ -3323,6 +3323,48 @@ TEST_CASE("R-SD-18 a final count below another member's acknowledgement names th
   REQUIRE(kinds(t->events, EventKind::MessageLost).empty());
 }
 
+TEST_CASE("R-SD-18 a claim above a final count already held is the same contradiction, reported per entry", "[rules]") {
+  // The reverse order of the test above: bob's final count first, then carol's acknowledgement
+  // of more. Whichever the server delivers first, alice sees a SplitView naming carol, and never
+  // a Gap or a loss beyond bob's signed final count.
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  const Hash32 sid = alice.engine->session()->session_id;
+  Engine evil = *bob.engine;
+  DeterministicRng evil_rng(7);
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x1"));
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x2"));
+  auto sd = bob.engine->leave(room.now(), *bob.rng);
+  REQUIRE(sd.ok());
+  const Output closing = require_accepted(room, alice, "bob", first_of(sd->broadcasts, MessageType::Shutdown));
+  REQUIRE(kind_sequence(closing.events) == std::vector<EventKind>{EventKind::SessionClosing});
+  const std::optional<TimeMs> deadline = closing.wake_at;
+  for (const char* text : {"hi", "hi again"}) {
+    CAPTURE(text);
+    const Output out = require_accepted(room, alice, "carol", send_from(*carol.engine, *carol.rng, room.now(), text));
+    REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::MessageReceived, EventKind::SplitView});
+    REQUIRE(out.events[1].nick == "carol");
+    REQUIRE(out.events[1].seq == 0);
+    REQUIRE(out.events[1].by.empty());
+    REQUIRE(out.events[1].session_id == sid);
+    REQUIRE_FALSE(out.events[1].detail.empty());
+    REQUIRE(out.broadcasts.empty());
+    REQUIRE(out.wake_at == deadline);  // no gap timer started
+  }
+  auto t = alice.engine->tick(room.now() + kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(t->events.empty());
+  // carol's Shutdown completes alice's transcript: bob's count is his final count, 0.
+  auto sc = carol.engine->leave(room.now(), *carol.rng);
+  REQUIRE(sc.ok());
+  const Output digested = require_accepted(room, alice, "carol", first_of(sc->broadcasts, MessageType::Shutdown));
+  REQUIRE(kinds(digested.events, EventKind::MessageLost).empty());
+  REQUIRE(type_sequence(digested.broadcasts) == std::vector<MessageType>{MessageType::Digest});
+}
+
 TEST_CASE("R-SD-11 leave() shuts down, then reports ReadyToLeave, nothing else is allowed meanwhile", "[rules]") {
   Room room(3);
   establish(room);
