@@ -296,6 +296,20 @@ struct Engine::State {
         continue;  // only decoded offers are ever stored
       }
       const auto& offer = std::get<codec::Offer>(decoded->message);
+      // R-OFF-11 holds for seeds too: a second offer of that member for this attempt, with
+      // another nonce, means one of the two is stale (typically both were buffered, one from an
+      // earlier time the room had these members). The next attempt starts, seeded with neither;
+      // the seeds not yet processed carry the abandoned number and are dropped.
+      if (const auto held = attempt->offer_nonce(nick); held && *held != offer.nonce) {
+        if (number == std::numeric_limits<std::uint32_t>::max()) {
+          out.events.push_back(detail::rejected_event(
+              make_error(ErrorCode::LimitExceeded, "attempt numbers exhausted for this roster"), nick));
+          continue;
+        }
+        MPOTR_TRY(Output restarted, start_attempt(number + 1, now, rng, std::nullopt));
+        out.merge(std::move(restarted));
+        return out;
+      }
       auto r = attempt->on_offer(ctx(), offer, view(payload), nick, rng);
       if (r.ok()) {
         remember_nonce(offer.nonce);
@@ -609,10 +623,12 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
     Output out;
     MPOTR_TRY(Output closed, next.close_active("'" + std::string(from) + "' restarted the session", now, rng));
     out.merge(std::move(closed));
+    // This offer is the attempt's last seed (R-OFF-6): its errors are Rejected events, and its
+    // nonce is remembered only if it is stored, so a corrupted copy cannot make the genuine
+    // offer a replay.
     MPOTR_TRY(Output started, next.start_attempt(offer.attempt, now, rng,
                                                  std::make_pair(offer, Bytes(payload.begin(), payload.end()))));
     out.merge(std::move(started));
-    next.remember_nonce(offer.nonce);
     *this = std::move(next);
     return out;
   }

@@ -359,14 +359,26 @@ void Session::check_view(const PendingView& v, Output& out, bool first_time, Tim
   }
   // R-DATA-11 for every member whose entries the view names and we lack, in index order.
   bool incomplete = false;
+  bool contradicted = false;
   for (std::size_t m = 0; m < v.counts.size(); ++m) {
     if (m == m_self || v.counts[m] <= m_peers[m].transcript.count()) {
+      continue;
+    }
+    Peer& missing = m_peers[m];
+    if (missing.final_count && v.counts[m] > *missing.final_count) {
+      // R-SD-18 in the other order: m's signed final count is already held, and the sender
+      // claims more. The author's own statement counts: a split view naming the sender; the
+      // count known to exist stays the final count (no Gap, no loss beyond it).
+      contradicted = true;
+      Event split = make_event(EventKind::SplitView, nick);
+      split.detail = "acknowledged " + std::to_string(v.counts[m]) + " entries of '" + m_roster[m].nick +
+                     "', whose signed final count is " + std::to_string(*missing.final_count);
+      out.events.push_back(std::move(split));
       continue;
     }
     incomplete = true;
     // The sender has entries of member m that we lack: lost or delayed on the way to us, or a
     // claim the sender alone makes (reported as such if they never come).
-    Peer& missing = m_peers[m];
     if (v.counts[m] > missing.expected) {
       missing.expected = v.counts[m];
       if (v.counts[m] > missing.vouched) {
@@ -382,6 +394,9 @@ void Session::check_view(const PendingView& v, Output& out, bool first_time, Tim
       out.events.push_back(std::move(gap));
       missing.gap_deadline = now + m_timeouts.gap;
     }
+  }
+  if (contradicted) {
+    return;  // it names entries that can never be held: not kept, never checked
   }
   if (incomplete) {
     if (first_time && m_pending_views.size() < kMaxHeldMessages) {
@@ -928,30 +943,38 @@ Result<Output> Session::on_late_setup(codec::MessageType type, std::uint8_t send
   return make_error(ErrorCode::Equivocation, "a second, different setup message of an established session");
 }
 
+// Every session that quit() retires is closed for us (R-SD-17): a Quit unless our End is out
+// (the End already says all a Quit would), `KeyWithheld` unless our key is published (also when
+// R-SD-15 reported it withheld before: it is now withheld for good), then `SessionClosed`.
 Result<Output> Session::quit(TimeMs now, Rng& rng) {
   (void)now;
-  if (m_phase == SessionPhase::Ended || m_phase == SessionPhase::Revealed || m_phase == SessionPhase::Closed) {
-    return Output{};  // our End (or key) is out already: it says all a Quit would
+  if (m_phase == SessionPhase::Closed) {
+    return Output{};  // closed and reported already
   }
-  codec::Quit msg;
-  msg.session_tag = m_tag;
-  msg.sender = m_self;
-  msg.final_count = m_peers[m_self].transcript.count();
   Session next = *this;
-  MPOTR_TRY(const Bytes signed_part, next.seal(msg, rng));
-  next.m_peers[m_self].quit_signed = signed_part;
-  next.m_phase = SessionPhase::Closed;
-  next.m_key_withheld = true;
   Output out;
-  out.broadcasts.push_back(codec::encode(msg));
-  Event ev = session_event(EventKind::KeyWithheld, m_sid);
-  for (std::size_t m = 0; m < m_peers.size(); ++m) {
-    if (m != m_self && !m_peers[m].done()) {
-      ev.nicks.push_back(m_roster[m].nick);
-    }
+  const bool end_sent = m_phase == SessionPhase::Ended || m_phase == SessionPhase::Revealed;
+  if (!end_sent) {
+    codec::Quit msg;
+    msg.session_tag = m_tag;
+    msg.sender = m_self;
+    msg.final_count = m_peers[m_self].transcript.count();
+    MPOTR_TRY(const Bytes signed_part, next.seal(msg, rng));
+    next.m_peers[m_self].quit_signed = signed_part;
+    out.broadcasts.push_back(codec::encode(msg));
   }
-  ev.detail = "we quit before the end of the session";
-  out.events.push_back(std::move(ev));
+  if (m_phase != SessionPhase::Revealed) {
+    next.m_key_withheld = true;
+    Event ev = session_event(EventKind::KeyWithheld, m_sid);
+    for (std::size_t m = 0; m < m_peers.size(); ++m) {
+      if (m != m_self && !m_peers[m].done()) {
+        ev.nicks.push_back(m_roster[m].nick);
+      }
+    }
+    ev.detail = "we quit before the end of the session";
+    out.events.push_back(std::move(ev));
+  }
+  next.m_phase = SessionPhase::Closed;
   out.events.push_back(session_event(EventKind::SessionClosed, m_sid));
   *this = std::move(next);
   return out;

@@ -61,7 +61,8 @@ class Session {
                                std::size_t signed_len, const codec::Signature& sig, std::string_view from_nick) const;
 
   Result<Output> begin_shutdown(std::string_view reason, TimeMs now, Rng& rng);
-  // Engine::quit(): a Quit unless our End is out; the session is closed for us, our key withheld.
+  // Engine::quit(): a Quit unless our End is out; the session is closed for us (SessionClosed),
+  // our key withheld unless it is published.
   Result<Output> quit(TimeMs now, Rng& rng);
   Result<Output> on_timer(TimeMs now, Rng& rng);
   std::optional<TimeMs> next_deadline() const;

@@ -114,7 +114,8 @@ class Engine {
   Result<Output> leave(TimeMs now, Rng& rng);
   // Leave at once without finishing the shutdown: a signed Quit for every session that has not
   // sent its End (we accept nothing more in it, so the others may publish their keys); our own
-  // keys stay withheld. Afterwards the engine is Left.
+  // keys stay withheld where not yet published (KeyWithheld), and every session still kept is
+  // closed (SessionClosed). No ReadyToLeave. Afterwards the engine is Left.
   Result<Output> quit(TimeMs now, Rng& rng);
 
   // Changes whom we admit and starts a new attempt if a roster is set.

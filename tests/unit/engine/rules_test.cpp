@@ -30,6 +30,18 @@ using mpotr::test::SimMember;
 using mpotr::test::Wire;
 using codec::MessageType;
 
+// Readable sequences in failure messages.
+namespace Catch {
+template <>
+struct StringMaker<mpotr::EventKind> {
+  static std::string convert(mpotr::EventKind k) { return std::string(mpotr::to_string(k)); }
+};
+template <>
+struct StringMaker<mpotr::codec::MessageType> {
+  static std::string convert(mpotr::codec::MessageType t) { return std::string(mpotr::codec::to_string(t)); }
+};
+}  // namespace Catch
+
 namespace {
 
 // --- small helpers ------------------------------------------------------------------------
@@ -70,6 +82,24 @@ bool has_event(const std::vector<Event>& events, EventKind kind, std::string_vie
 }
 
 MessageType type_of(const Bytes& b) { return codec::peek_type(view(b)).value(); }
+
+// The kinds of a call's events, in order: for rules that fix the whole sequence.
+std::vector<EventKind> kind_sequence(const std::vector<Event>& events) {
+  std::vector<EventKind> out;
+  for (const auto& e : events) {
+    out.push_back(e.kind);
+  }
+  return out;
+}
+
+// The types of a call's broadcasts, in order.
+std::vector<MessageType> type_sequence(const std::vector<Bytes>& broadcasts) {
+  std::vector<MessageType> out;
+  for (const auto& b : broadcasts) {
+    out.push_back(type_of(b));
+  }
+  return out;
+}
 
 template <class M>
 M decode_as(const Bytes& b) {
@@ -1085,6 +1115,45 @@ TEST_CASE("R-OFF-6 an offer for a roster we have not seen is buffered, bounded p
   }
 }
 
+TEST_CASE("R-OFF-6 a seed that conflicts with one already seeded restarts the attempt, the seeds left are dropped", "[rules]") {
+  // Seeds are processed as R-OFF-11, its first bullet included: a second offer of one member
+  // for the same attempt (a stale one, typically, from an earlier time the roster was the same)
+  // moves us to the next attempt number, seeded with neither, and the seeds not yet processed,
+  // which carry the abandoned number, are dropped without an event.
+  Room room(1);  // alice alone: no attempt
+  room.add_member("bob");
+  room.add_member("carol");
+  auto& alice = room.member(0);
+  auto& bob = room.member(1);
+  auto& carol = room.member(2);
+  const auto abc = roster_of({"alice", "bob", "carol"});
+  room.absorb(bob, bob.engine->set_roster(abc, room.now(), *bob.rng));
+  const Bytes ob = take_last(room);
+  room.absorb(carol, carol.engine->set_roster(abc, room.now(), *carol.rng));
+  const Bytes oc = take_last(room);
+  auto second = decode_as<codec::Offer>(ob);
+  second.nonce[0] ^= 0x01;  // the same member, attempt and roster, another offer
+  const Bytes ob2 = codec::encode(second);
+  for (const Bytes* o : {&ob, &ob2, &oc}) {
+    const Output held = require_accepted(room, alice, decode_as<codec::Offer>(*o).nick, *o);
+    REQUIRE(held.events.empty());
+    REQUIRE(held.broadcasts.empty());
+  }
+  // Seeds: bob's two offers (arrival order), then carol's (nick order).
+  auto r = alice.engine->set_roster(abc, room.now(), *alice.rng);
+  REQUIRE(r.ok());
+  REQUIRE(kind_sequence(r->events) == std::vector<EventKind>{EventKind::SetupStarted, EventKind::SetupStarted});
+  REQUIRE(type_sequence(r->broadcasts) == std::vector<MessageType>{MessageType::Offer, MessageType::Offer});
+  REQUIRE(decode_as<codec::Offer>(r->broadcasts[0]).attempt == 0);
+  REQUIRE(decode_as<codec::Offer>(r->broadcasts[1]).attempt == 1);
+  REQUIRE(alice.engine->phase() == Phase::SettingUp);
+  // bob's first offer was stored by attempt 0 (its nonce remembered); the conflicting one and
+  // carol's, never stored, are now stale.
+  require_rejected(room, alice, "bob", ob, ErrorCode::Replay);
+  require_rejected(room, alice, "bob", ob2, ErrorCode::UnexpectedMessage);
+  require_rejected(room, alice, "carol", oc, ErrorCode::UnexpectedMessage);
+}
+
 TEST_CASE("R-OFF-14 offers that keep coming in a member's name while its session runs are reported once, never acted on", "[rules]") {
   Room room(3);
   establish(room);
@@ -1223,6 +1292,35 @@ TEST_CASE("R-OFF-9 an offer with a higher attempt number restarts us on that num
     REQUIRE(has_event(out.events, EventKind::SetupStarted));
     REQUIRE(alice.engine->phase() == Phase::SettingUp);
   }
+}
+
+TEST_CASE("R-OFF-9 the offer that starts the new attempt is its last seed: its errors are Rejected events", "[rules]") {
+  Room room(3);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  room.queue().clear();  // alice runs attempt 0 and holds no offer but her own
+  auto r = bob.engine->restart(room.now(), *bob.rng);
+  REQUIRE(r.ok());
+  const Bytes ob = first_of(r->broadcasts, MessageType::Offer);
+  REQUIRE(decode_as<codec::Offer>(ob).attempt == 1);
+  auto bad = decode_as<codec::Offer>(ob);
+  bad.dh_key[64] ^= 0x01;  // not on the curve: found only when the offer is processed as a seed
+  const Output out = require_accepted(room, alice, "bob", codec::encode(bad));
+  REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::SetupStarted, EventKind::Rejected});
+  REQUIRE(out.events[0].nicks == std::vector<std::string>{"alice", "bob", "carol"});
+  REQUIRE(out.events[1].nick == "bob");
+  REQUIRE(out.events[1].code == ErrorCode::DecodeBadValue);
+  REQUIRE(out.events[1].session_id == Hash32{});
+  REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Offer});
+  REQUIRE(decode_as<codec::Offer>(out.broadcasts[0]).attempt == 1);
+  REQUIRE(alice.engine->phase() == Phase::SettingUp);
+  // The rejected offer was not stored, and its nonce was not remembered: a copy is now an offer
+  // for the running attempt (R-OFF-11), and bob's genuine offer with that nonce is taken.
+  require_rejected(room, alice, "bob", codec::encode(bad), ErrorCode::DecodeBadValue);
+  const Output good = require_accepted(room, alice, "bob", ob);
+  REQUIRE(good.events.empty());
+  REQUIRE(good.broadcasts.empty());
+  require_rejected(room, alice, "bob", ob, ErrorCode::Duplicate);
 }
 
 TEST_CASE("R-OFF-10 an offer for our attempt number after that attempt ended is unexpected", "[rules]") {
@@ -2778,6 +2876,29 @@ TEST_CASE("R-SD-7 a complete shutdown checks transcripts, publishes keys and clo
   }
 }
 
+TEST_CASE("R-SD-7 ReadyToLeave is the last event of the call that completes the leave, receive() too", "[rules]") {
+  // One receive() publishes our key and closes the session: ReadyToLeave comes after all of it,
+  // at the end of the call, as in tick() (§6.4).
+  Room room(2);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const Hash32 sid = alice.engine->session()->session_id;
+  auto l = alice.engine->leave(room.now(), *alice.rng);
+  REQUIRE(l.ok());
+  REQUIRE(kind_sequence(l->events) == std::vector<EventKind>{EventKind::SessionClosing});
+  auto q = bob.engine->quit(room.now(), *bob.rng);  // bob has not seen alice's Shutdown
+  REQUIRE(q.ok());
+  const Output out = require_accepted(room, alice, "bob", first_of(q->broadcasts, MessageType::Quit));
+  REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::TranscriptConsistent, EventKind::KeyPublished,
+                                                              EventKind::SessionClosed, EventKind::ReadyToLeave});
+  REQUIRE(out.events[2].session_id == sid);
+  REQUIRE(out.events[3].session_id == Hash32{});
+  REQUIRE(type_sequence(out.broadcasts) ==
+          std::vector<MessageType>{MessageType::Digest, MessageType::End, MessageType::KeyReveal});
+  REQUIRE(alice.engine->phase() == Phase::Left);
+}
+
 TEST_CASE("R-SD-8 a final digest different from ours is reported as a transcript mismatch", "[rules]") {
   Room room(3);
   establish(room);
@@ -2938,6 +3059,50 @@ TEST_CASE("R-SD-10 the shutdown deadline runs from Closing, and rounds completed
   REQUIRE(kinds(t->events, EventKind::KeyWithheld).at(0).nicks == std::vector<std::string>{"carol"});
 }
 
+TEST_CASE("R-SD-10 in Closing a member excused by its Quit is missing while entries up to its final count are", "[rules]") {
+  // "Already excused" does not cover a Quit in Closing: a member whose Quit is held but whose
+  // entries up to the Quit's final count are missing at the deadline is missing like any other,
+  // named in ShutdownIncomplete and cut to what we received; the shutdown does not wait for its
+  // gap timer.
+  Timeouts slow_gaps;
+  slow_gaps.gap = 2 * kDefaultShutdownTimeoutMs;  // the shutdown deadline comes before the gap's
+  Room room(2, 1, slow_gaps);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  const Hash32 sid = alice.engine->session()->session_id;
+  room.send_text("bob", "b1");
+  take_last(room);  // lost on the way to alice
+  auto q = bob.engine->quit(room.now(), *bob.rng);
+  REQUIRE(q.ok());
+  const Bytes quit = q->broadcasts.at(0);
+  REQUIRE(decode_as<codec::Quit>(quit).final_count == 1);
+  const TimeMs t0 = room.now();
+  const Output closing = require_accepted(room, alice, "bob", quit);
+  REQUIRE(kind_sequence(closing.events) == std::vector<EventKind>{EventKind::Gap, EventKind::SessionClosing});
+  REQUIRE(closing.events[0].seq == 1);
+  REQUIRE(closing.events[0].seq_end == 1);
+  REQUIRE(type_sequence(closing.broadcasts) == std::vector<MessageType>{MessageType::Shutdown});
+  REQUIRE(closing.wake_at == std::optional<TimeMs>(t0 + kDefaultShutdownTimeoutMs));
+  auto early = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs - 1, *alice.rng);
+  REQUIRE(early.ok());
+  REQUIRE(early->events.empty());
+  auto t = alice.engine->tick(t0 + kDefaultShutdownTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(kind_sequence(t->events) == std::vector<EventKind>{EventKind::ShutdownIncomplete, EventKind::TranscriptConsistent,
+                                                             EventKind::KeyPublished, EventKind::SessionClosed});
+  REQUIRE(t->events[0].nicks == std::vector<std::string>{"bob"});
+  REQUIRE(t->events[0].session_id == sid);
+  REQUIRE(t->events[1].nicks == std::vector<std::string>{"bob"});
+  REQUIRE(type_sequence(t->broadcasts) ==
+          std::vector<MessageType>{MessageType::Digest, MessageType::End, MessageType::KeyReveal});
+  // bob's final count became 0, what alice received: no lost run in the digest.
+  const auto dg = decode_as<codec::Digest>(t->broadcasts[0]);
+  const Bytes expected = spec::cat({spec::txt("mpotr-v2 transcript"), view(spec::u32(0)), view(spec::chain_start(sid, 0)),
+                                    view(spec::u32(0)), view(spec::chain_start(sid, 1))});
+  REQUIRE(dg.transcript_digest == spec::H(expected));
+}
+
 TEST_CASE("R-SD-15 our key is published only after every other member's End or Quit", "[rules]") {
   Room room(3);
   establish(room);
@@ -3045,6 +3210,88 @@ TEST_CASE("R-SD-17 quit() sends a Quit unless our End is out, withholds our key,
   REQUIRE(late->broadcasts.empty());
 }
 
+TEST_CASE("R-SD-17 quit() after our End: no Quit, our key withheld unless published, every session closed", "[rules]") {
+  // alice restarts: her old session s0 shuts down beside the new one, s1. The server keeps
+  // carol's messages of the chosen kinds from alice, so s0 stops in Ended or Revealed there.
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const Hash32 s0 = alice.engine->session()->session_id;
+  const auto run_without = [&](std::vector<MessageType> held) {
+    room.absorb(alice, alice.engine->restart(room.now(), *alice.rng));
+    run_filtered(room, [&](const Wire& w, const SimMember& m) {
+      return !(m.nick == "alice" && w.from == "carol" &&
+               std::find(held.begin(), held.end(), type_of(w.payload)) != held.end());
+    });
+    REQUIRE(room.all_established());
+  };
+  const auto quit_now = [&](TimeMs now) {
+    auto r = alice.engine->quit(now, *alice.rng);
+    REQUIRE(r.ok());
+    REQUIRE(alice.engine->phase() == Phase::Left);
+    // Both sessions are retired: carol's key reveal of s0, held back until now, is a replay.
+    require_rejected(room, alice, "carol", sent_by(room, "carol", MessageType::KeyReveal).at(0), ErrorCode::Replay);
+    return std::move(r).value();
+  };
+  SECTION("in Ended, waiting for an End: the key is withheld now") {
+    run_without({MessageType::End, MessageType::KeyReveal});
+    const Hash32 s1 = alice.engine->session()->session_id;
+    REQUIRE(sent_by(room, "alice", MessageType::End).size() == 1);
+    REQUIRE(room.events_of(alice, EventKind::KeyWithheld).empty());
+    const Output out = quit_now(room.now());
+    REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Quit});  // s1's only
+    REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed,
+                                                                EventKind::KeyWithheld, EventKind::SessionClosed});
+    REQUIRE(out.events[0].session_id == s1);
+    REQUIRE(out.events[0].nicks == std::vector<std::string>{"bob", "carol"});
+    REQUIRE(out.events[1].session_id == s1);
+    REQUIRE(out.events[2].session_id == s0);
+    REQUIRE(out.events[2].nicks == std::vector<std::string>{"carol"});
+    REQUIRE_FALSE(out.events[2].detail.empty());
+    REQUIRE(out.events[3].session_id == s0);
+  }
+  SECTION("in Ended, key already withheld at the deadline: reported again, now for good") {
+    run_without({MessageType::End, MessageType::KeyReveal});
+    auto t = alice.engine->tick(room.now() + kDefaultShutdownTimeoutMs, *alice.rng);
+    REQUIRE(t.ok());
+    REQUIRE(kinds(t->events, EventKind::KeyWithheld).size() == 1);
+    const Output out = quit_now(room.now() + kDefaultShutdownTimeoutMs);
+    REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Quit});
+    REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed,
+                                                                EventKind::KeyWithheld, EventKind::SessionClosed});
+    REQUIRE(out.events[2].session_id == s0);
+    REQUIRE(out.events[2].nicks == std::vector<std::string>{"carol"});
+    REQUIRE(out.events[3].session_id == s0);
+  }
+  SECTION("in Revealed: our key is out, the session is closed") {
+    run_without({MessageType::KeyReveal});
+    REQUIRE(sent_by(room, "alice", MessageType::KeyReveal).size() == 1);
+    const Output out = quit_now(room.now());
+    REQUIRE(type_sequence(out.broadcasts) == std::vector<MessageType>{MessageType::Quit});
+    REQUIRE(kind_sequence(out.events) ==
+            std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed, EventKind::SessionClosed});
+    REQUIRE(out.events[2].session_id == s0);
+  }
+}
+
+TEST_CASE("R-SD-17 quit() after leave() reports no ReadyToLeave", "[rules]") {
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  const Hash32 sid = alice.engine->session()->session_id;
+  auto l = alice.engine->leave(room.now(), *alice.rng);
+  REQUIRE(l.ok());
+  REQUIRE(type_sequence(l->broadcasts) == std::vector<MessageType>{MessageType::Shutdown});
+  REQUIRE(alice.engine->phase() == Phase::Leaving);
+  auto q = alice.engine->quit(room.now(), *alice.rng);
+  REQUIRE(q.ok());
+  REQUIRE(type_sequence(q->broadcasts) == std::vector<MessageType>{MessageType::Quit});
+  REQUIRE(kind_sequence(q->events) == std::vector<EventKind>{EventKind::KeyWithheld, EventKind::SessionClosed});
+  REQUIRE(q->events[0].session_id == sid);
+  REQUIRE(q->events[0].nicks == std::vector<std::string>{"bob", "carol"});
+  REQUIRE(alice.engine->phase() == Phase::Left);
+}
+
 TEST_CASE("R-SD-18 a final count below another member's acknowledgement names that member", "[rules]") {
   Room room(3);
   establish(room);
@@ -3074,6 +3321,48 @@ TEST_CASE("R-SD-18 a final count below another member's acknowledgement names th
   auto t = alice.engine->tick(room.now() + kDefaultGapTimeoutMs, *alice.rng);
   REQUIRE(t.ok());
   REQUIRE(kinds(t->events, EventKind::MessageLost).empty());
+}
+
+TEST_CASE("R-SD-18 a claim above a final count already held is the same contradiction, reported per entry", "[rules]") {
+  // The reverse order of the test above: bob's final count first, then carol's acknowledgement
+  // of more. Whichever the server delivers first, alice sees a SplitView naming carol, and never
+  // a Gap or a loss beyond bob's signed final count.
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  const Hash32 sid = alice.engine->session()->session_id;
+  Engine evil = *bob.engine;
+  DeterministicRng evil_rng(7);
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x1"));
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x2"));
+  auto sd = bob.engine->leave(room.now(), *bob.rng);
+  REQUIRE(sd.ok());
+  const Output closing = require_accepted(room, alice, "bob", first_of(sd->broadcasts, MessageType::Shutdown));
+  REQUIRE(kind_sequence(closing.events) == std::vector<EventKind>{EventKind::SessionClosing});
+  const std::optional<TimeMs> deadline = closing.wake_at;
+  for (const char* text : {"hi", "hi again"}) {
+    CAPTURE(text);
+    const Output out = require_accepted(room, alice, "carol", send_from(*carol.engine, *carol.rng, room.now(), text));
+    REQUIRE(kind_sequence(out.events) == std::vector<EventKind>{EventKind::MessageReceived, EventKind::SplitView});
+    REQUIRE(out.events[1].nick == "carol");
+    REQUIRE(out.events[1].seq == 0);
+    REQUIRE(out.events[1].by.empty());
+    REQUIRE(out.events[1].session_id == sid);
+    REQUIRE_FALSE(out.events[1].detail.empty());
+    REQUIRE(out.broadcasts.empty());
+    REQUIRE(out.wake_at == deadline);  // no gap timer started
+  }
+  auto t = alice.engine->tick(room.now() + kDefaultGapTimeoutMs, *alice.rng);
+  REQUIRE(t.ok());
+  REQUIRE(t->events.empty());
+  // carol's Shutdown completes alice's transcript: bob's count is his final count, 0.
+  auto sc = carol.engine->leave(room.now(), *carol.rng);
+  REQUIRE(sc.ok());
+  const Output digested = require_accepted(room, alice, "carol", first_of(sc->broadcasts, MessageType::Shutdown));
+  REQUIRE(kinds(digested.events, EventKind::MessageLost).empty());
+  REQUIRE(type_sequence(digested.broadcasts) == std::vector<MessageType>{MessageType::Digest});
 }
 
 TEST_CASE("R-SD-11 leave() shuts down, then reports ReadyToLeave, nothing else is allowed meanwhile", "[rules]") {
