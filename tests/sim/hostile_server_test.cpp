@@ -7,6 +7,10 @@
 //   4. numbers no receiver accepts (an ack, a sequence number, a final count of 2^32 − 1);
 //   6. a member that sends one member a bad DAKE MAC (cheater identification);
 //   7. a member that refuses another (block): the room must not stall.
+// Attacks 3 (deep and huge stanzas) and 5 (blame the server can write) happen before the engine
+// sees a byte; their in-memory cases are tests/unit/transport/stanza_scanner_test.cpp (a million
+// levels, ten megabytes) and room_host_test.cpp (R-GEN-4: only what a key authenticates is
+// attributed to a member).
 #include <catch2/catch.hpp>
 
 #include "mpotr/engine/key_schedule.h"
