@@ -296,8 +296,10 @@ class Engine:
             # R-OFF-9, no Active session of the sender: close the session if any, give up the
             # running attempt (its Quit if in Attests), start one with that number, seeded as
             # R-OFF-6 seeds one with the buffered or held offers carrying it, then with this
-            # offer (errors of any seed, this one included, are Rejected events); every other
-            # offer buffered for our roster is dropped
+            # offer, checked only as that last seed: its errors (an invalid point) are Rejected
+            # events after those of the other seeds (R-GEN-2), and a rejected offer is neither
+            # stored nor its nonce remembered; every other offer buffered for our roster is
+            # dropped
             self.close_active(now, f"'{frm.decode('utf-8', 'replace')}' started over")
             self.abandon_attempt()
             seeds = self.take_pending(rd, m["attempt"], drop_others=True) + [m]
@@ -391,10 +393,11 @@ class Engine:
         self.retired.append(s.tag)
 
     def check_ready_to_leave(self):
-        """ReadyToLeave once our key is published or withheld in every session; reported last
-        in the call (§6.4: tick handles it after every session)."""
-        if not self.leaving or self.ready_emitted:
-            return
+        """ReadyToLeave once our key is published or withheld in every session, once, as the
+        last event of the call — tick(), receive() or leave() — in which that happens (§6.4,
+        R-SD-7)."""
+        if not self.leaving or self.ready_emitted or self.left:
+            return                         # quit() never reports it, even after leave() (R-SD-17)
         if all(s.key_state in ("published", "withheld") or s.phase == "closed"
                for s in self.sessions()):
             self.ready_emitted = True
