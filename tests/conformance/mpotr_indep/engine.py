@@ -383,7 +383,9 @@ class Engine:
         self.close_active(now, "restart")
         self.abandon_attempt()
         number = max(nums)
-        self.start_attempt(number, now, seeds=self.take_pending(rd, number))
+        # the attempt that starts when the Active session ends uses or drops the offers held
+        # for our roster (R-OFF-6): those with its number seed it, the others are dropped
+        self.start_attempt(number, now, seeds=self.take_pending(rd, number, drop_others=True))
 
     def retire(self, s: Session):
         if s is self.session:
@@ -489,7 +491,13 @@ class Engine:
         number = self.attempt_no + 1
         self.close_active(now, "restart")
         self.abandon_attempt()
-        self.start_attempt(number, now)
+        # R-OFF-6: an offer for our roster waits in the buffer only while we are Out or an
+        # Active session runs, "and the attempt that starts when that ends uses or drops it";
+        # R-MEM-2: restart() does as a roster change ("then our KeyShare if buffered offers
+        # complete round 1"). So: offers with the new number seed it, the others are dropped
+        # (GUESSES.md N6: which of use or drop is meant for restart() is our reading)
+        self.start_attempt(number, now, seeds=self.take_pending(self.roster_digest(), number,
+                                                                drop_others=True))
 
     def _quit(self, now):
         if self.left:
