@@ -2,7 +2,11 @@
 """Scenario checks of the independent engine (mpotr_indep/) against behaviour that spec/mpotr.md
 states in words and no vector pins: the decoding points of §4.9/§4.10, the chat-phase rules
 R-DATA-7/8/10/11/13, the order of tick() (§6.4), the event fields of Appendix B, R-GEN-2's
-Rejected events, R-KS-13 verdict 4 and R-OFF-6/R-OFF-11 seeding.
+Rejected events, R-KS-13 verdict 4, R-OFF-6/R-OFF-11 seeding, and the answers to GUESSES.md
+N1-N6: R-SD-10 (a Quit does not excuse missing entries at the Closing deadline), R-OFF-9 (the
+triggering offer is the last seed), R-SD-17 (quit() after our End), R-SD-18 (a claim above a
+final count already held), §6.4 (ReadyToLeave last in receive()), R-OFF-6 (seeds left after a
+conflicting seed; held offers used or dropped when Active ends).
 
 Each check drives engines of alice, bob and carol (DeterministicRng, vector-mode signatures)
 through a room whose deliveries the check controls, and compares what the engines report with
@@ -33,13 +37,13 @@ TO = {"setup": 30000, "heartbeat": 5000, "gap": 10000, "confirm": 20000, "shutdo
 class Room:
     """Engines and one queue of broadcasts; each delivery names its recipients."""
 
-    def __init__(self, nicks=NICKS):
+    def __init__(self, nicks=NICKS, timeouts=None):
         self.nicks = list(nicks)
         self.eng = {}
         for k, n in enumerate(self.nicks):
             ident = PrivateKey.generate(DeterministicRng(f"rules-id-{n}".encode()))
             self.eng[n] = Engine(ROOM, n, ident, DeterministicRng(f"rules-rng-{n}".encode()),
-                                 timeouts=TO)
+                                 timeouts=dict(TO, **(timeouts or {})))
         self.queue = []                    # (from, payload)
         self.events = {n: [] for n in self.nicks}
         self.sent = {n: [] for n in self.nicks}
@@ -475,12 +479,307 @@ def check_seeding_conflict():
           str(kinds(out.events)))
 
 
+def types_of(payloads):
+    return [codec.decode(p).type for p in payloads]
+
+
+def call_error(fn):
+    try:
+        fn()
+    except MpotrError as e:
+        return e.code.name
+    return "accepted"
+
+
+def seq_entry(r, author, seq, counts, text=b"x"):
+    """As forged_entry, with an explicit seq (several forged entries in a row)."""
+    s = r.eng[author].session or r.eng[author].closing[0]
+    acks = [counts[m] for m in range(s.n) if m != s.me]
+    key, prefix = s.keys[s.me]
+    from mpotr_indep.crypto import aes128_ctr
+    body, _ = codec.encode_body("data", {"session_tag": s.tag, "sender": s.me, "seq": seq,
+                                         "acks": acks, "view_digest": bytes(32),
+                                         "ciphertext": aes128_ctr(key, ks.message_iv(prefix, seq),
+                                                                  text)})
+    return s.mac_sign(body)
+
+
+# --- N1, R-SD-10: a member excused by its Quit is still missing at the Closing deadline --------
+
+def check_quit_member_cut_at_closing_deadline():
+    r = Room(timeouts={"gap": 20000})          # the gap timer would fire after the deadline
+    r.establish()
+    r.call("carol", "send_text", "c1")
+    r.call("carol", "send_text", "c2")
+    c1, c2 = r.take("carol")
+    r.deliver(c1, ["bob"])                     # alice never gets c1
+    r.deliver(c2, ["alice", "bob"])            # alice holds c2: Gap carol 1..1
+    r.call("carol", "quit")                    # Quit, final count 2
+    (cq,) = r.take("carol")
+    r.deliver(cq, ["alice", "bob"])            # alice and bob: Closing, their Shutdowns
+    r.run(to=["alice", "bob"])
+    sa = r.eng["alice"].sessions()[0]
+    check("N1 (setup) alice waits in Closing for carol's entry 1, carol's Quit held",
+          sa.phase == "closing" and 2 in sa.quits, sa.phase)
+    r.clear()
+    r.now = TO["shutdown"]
+    out = r.call("alice", "tick")
+    si = ev(out.events, "shutdown_incomplete")
+    check("R-SD-10 Closing deadline: a member whose Quit is held but whose entries up to its "
+          "final count are missing is named in ShutdownIncomplete",
+          [e.nicks for e in si] == [["carol"]], str([e.as_dict() for e in out.events]))
+    check("R-SD-10 ShutdownIncomplete comes first, no MessageLost (the gap timer is not waited for)",
+          kinds(out.events)[:1] == ["shutdown_incomplete"] and not ev(out.events, "message_lost"),
+          str(kinds(out.events)))
+    check("R-SD-10 its final count is cut to what we delivered (0), held c2 dropped, gap stopped",
+          sa.final[2] == 0 and not sa.held[2] and sa.gap[2] is None,
+          f"final {sa.final.get(2)}, held {list(sa.held[2])}, gap {sa.gap[2]}")
+    check("R-SD-10 the shutdown proceeds: our Digest in that tick",
+          "digest" in types_of(out.broadcasts), str(types_of(out.broadcasts)))
+    r.now = 20000                              # carol's former gap deadline
+    out = r.call("alice", "tick")
+    check("R-SD-10 no MessageLost later either (its gap timer stopped)",
+          not ev(out.events, "message_lost"), str([e.as_dict() for e in out.events]))
+    check("R-DATA-6 carol's entry 1 arriving now is UnexpectedMessage (transcript closed)",
+          call_error(lambda: r.eng["alice"].receive("carol", c1[1], r.now))
+          == "UnexpectedMessage")
+
+
+# --- N2, R-OFF-9 / R-GEN-2: the triggering offer is checked only as the last seed --------------
+
+def check_rejected_trigger_offer():
+    r = Room(["alice", "bob"])
+    for n in r.nicks:
+        r.call(n, "set_roster", [(x, f"{x}@localhost") for x in r.nicks])
+    for item in list(r.queue):                 # the offers, then the key shares; no attest
+        r.queue.remove(item)
+        r.deliver(item, r.nicks)
+    for item in [q for q in r.queue if codec.decode(q[1]).type == "key_share"]:
+        r.queue.remove(item)
+        r.deliver(item, r.nicks)
+    r.clear()
+    check("N2 (setup) alice's attempt 0 is in phase Attests",
+          r.eng["alice"].attempt.phase == "attests", r.eng["alice"].attempt.phase)
+    r.call("bob", "restart")
+    genuine = [q for q in r.take("bob") if codec.decode(q[1]).type == "offer"][0]
+    fields = dict(codec.decode(genuine[1]).fields)
+    fields["dh_key"] = b"\x04" + bytes(64)     # decodes (§4.9), but is no point of P-256
+    bad = codec.encode("offer", fields)
+    out = r.deliver(("bob", bad), ["alice"])["alice"]
+    bt = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
+    check("R-OFF-9 an invalid higher offer does not fail the call: the attempt in Attests is given "
+          "up (its Quit), then our new Offer (attempt 1)",
+          bt == [("quit", None), ("offer", 1)], str(bt))
+    rej = ev(out.events, "rejected")
+    check("R-OFF-9/R-GEN-2 SetupStarted, then Rejected(DecodeBadValue, nick = the sender)",
+          kinds(out.events) == ["setup_started", "rejected"]
+          and [(e.code, e.nick, e.session_id) for e in rej] == [("decode_bad_value", "bob", None)],
+          str([e.as_dict() for e in out.events]))
+    check("R-OFF-9 we are at attempt 1", r.eng["alice"].attempt_no == 1)
+    check("R-OFF-9 a rejected offer is not stored nor its nonce remembered: an invalid copy is now "
+          "R-OFF-11's DecodeBadValue (not Replay, not Duplicate)",
+          call_error(lambda: r.eng["alice"].receive("bob", bad, r.now)) == "DecodeBadValue")
+    out = r.deliver(genuine, ["alice"])["alice"]
+    check("R-OFF-9 the genuine offer with that nonce is stored: round 1 complete, our KeyShare",
+          types_of(out.broadcasts) == ["key_share"] and out.events == [],
+          str(types_of(out.broadcasts)))
+
+
+# --- N3, R-SD-17: quit() for sessions whose End is out -----------------------------------------
+
+def ended_waiting_for_carol():
+    """alice left; she holds everything but carol's End (and KeyReveal): Ended, key not out."""
+    r = Room()
+    r.establish()
+    r.call("alice", "leave")
+    r.run(skip=lambda frm, p, n: n == "alice" and frm == "carol"
+          and codec.decode(p).type in ("end", "key_reveal"))
+    s = r.eng["alice"].closing[0]
+    check("N3 (setup) alice is Ended, key neither published nor withheld",
+          s.phase == "ended" and s.key_state is None and
+          not ev(r.events["alice"], "ready_to_leave"), f"{s.phase} {s.key_state}")
+    r.clear()
+    return r
+
+
+def check_quit_after_end():
+    r = Room()
+    r.establish()
+    out = r.call("alice", "quit")
+    kw = ev(out.events, "key_withheld")
+    check("R-SD-17 quit() in Active: our Quit, KeyWithheld (who lacks End or Quit), SessionClosed",
+          types_of(out.broadcasts) == ["quit"]
+          and kinds(out.events) == ["key_withheld", "session_closed"]
+          and kw[0].nicks == ["bob", "carol"], str([e.as_dict() for e in out.events]))
+
+    r = ended_waiting_for_carol()
+    out = r.call("alice", "quit")
+    kw = ev(out.events, "key_withheld")
+    check("R-SD-17 quit() in Ended: no Quit sent (our End is out), KeyWithheld naming carol, "
+          "SessionClosed",
+          out.broadcasts == [] and kinds(out.events) == ["key_withheld", "session_closed"]
+          and kw[0].nicks == ["carol"] and kw[0].detail == "we quit before the end of the session",
+          str([e.as_dict() for e in out.events]) + str(types_of(out.broadcasts)))
+    check("R-SD-17 no ReadyToLeave from quit(), even after leave()",
+          not ev(out.events, "ready_to_leave"))
+    check("R-SD-17 the engine is Left, the session retired",
+          r.eng["alice"].phase == "left" and not r.eng["alice"].sessions())
+
+    r = ended_waiting_for_carol()
+    r.now = TO["shutdown"]                     # Ended: carol excused, key withheld (R-SD-15)
+    out = r.call("alice", "tick")
+    check("N3 (setup) R-SD-15 KeyWithheld at the deadline, then ReadyToLeave",
+          kinds(out.events) == ["shutdown_incomplete", "key_withheld", "ready_to_leave"],
+          str(kinds(out.events)))
+    out = r.call("alice", "quit")
+    kw = ev(out.events, "key_withheld")
+    check("R-SD-17 quit() in Ended after R-SD-15 reported the key withheld: KeyWithheld again, "
+          "SessionClosed, nothing sent",
+          out.broadcasts == [] and kinds(out.events) == ["key_withheld", "session_closed"]
+          and kw[0].nicks == ["carol"], str([e.as_dict() for e in out.events]))
+
+    r = Room(["alice", "bob"])
+    r.establish()
+    r.call("alice", "leave")
+    r.run(skip=lambda frm, p, n: n == "alice" and frm == "bob"
+          and codec.decode(p).type == "key_reveal")
+    check("N3 (setup) alice is Revealed", r.eng["alice"].closing[0].phase == "revealed")
+    r.clear()
+    out = r.call("alice", "quit")
+    check("R-SD-17 quit() in Revealed: SessionClosed only, nothing sent",
+          out.broadcasts == [] and kinds(out.events) == ["session_closed"],
+          str([e.as_dict() for e in out.events]))
+
+    r = Room(["alice", "bob"])
+    r.establish()
+    r.call("alice", "leave")
+    r.run()
+    check("N3 (setup) the session is Closed and retired", not r.eng["alice"].sessions())
+    r.clear()
+    out = r.call("alice", "quit")
+    check("R-SD-17 quit() after the session was Closed: nothing",
+          out.broadcasts == [] and out.events == [], str([e.as_dict() for e in out.events]))
+
+
+# --- N4, R-SD-18: a claim above a final count we already hold ----------------------------------
+
+def check_claim_above_held_final():
+    nicks = ["alice", "bob", "carol", "dave"]
+    r = Room(nicks)
+    r.establish()
+    r.call("dave", "send_text", "d1")
+    r.call("dave", "send_text", "d2")
+    d1, d2 = r.take("dave")                    # carol gets them only at the end
+    r.call("alice", "send_text", "a1")
+    r.deliver(r.take("alice")[0], ["carol"])
+    r.call("alice", "leave")                   # final count 1
+    r.deliver(r.take("alice")[0], ["carol"])
+    r.clear()
+    # bob's entries claim 3 of alice's entries (her final count, held, is 1) and 2 of dave's
+    e1 = seq_entry(r, "bob", 1, [3, 0, 0, 2])
+    e2 = seq_entry(r, "bob", 2, [3, 1, 0, 2])
+    out = r.deliver(("bob", e1), ["carol"])["carol"]
+    got = [(e.kind, e.nick, e.seq, e.seq_end, e.by) for e in out.events]
+    check("R-SD-18 a claim above a final count we hold: SplitView (nick = the entry's sender, no "
+          "seq), in index order before R-DATA-11's Gap for the other member (dave, by bob)",
+          got == [("message_received", "bob", 1, None, None),
+                  ("split_view", "bob", None, None, None),
+                  ("gap", "dave", 1, 2, "bob")], str(got))
+    out = r.deliver(("bob", e2), ["carol"])["carol"]
+    got = [(e.kind, e.nick, e.seq) for e in out.events]
+    check("R-SD-18 every such entry is reported: a second SplitView for bob's next entry",
+          got == [("message_received", "bob", 2), ("split_view", "bob", None)], str(got))
+    s = r.eng["carol"].sessions()[0]
+    check("R-SD-18 the count known to exist is not raised, no gap timer for alice",
+          s.expected(0) == 1 and s.gap[0] is None, f"{s.expected(0)} {s.gap[0]}")
+    r.deliver(d1, ["carol"])
+    out = r.deliver(d2, ["carol"])["carol"]
+    r.now = 30000
+    out2 = r.call("carol", "tick")
+    evs = out.events + out2.events
+    check("R-SD-18 the views are not kept: dave's entries arrive, no Confirmed by bob, no "
+          "SplitView with seq, no loss of alice's entries",
+          not [e for e in evs if e.kind == "confirmed" and e.by == "bob"]
+          and not ev(evs, "split_view")
+          and not [e for e in evs if e.kind == "message_lost" and e.nick == "alice"],
+          str([e.as_dict() for e in evs]))
+
+
+# --- N5, §6.4: ReadyToLeave is the last event of the receive() that closes the session --------
+
+def check_ready_to_leave_last_in_receive():
+    r = Room(["alice", "bob"])
+    r.establish()
+    r.call("alice", "leave")
+    r.take("alice")
+    r.call("bob", "quit")                      # bob quits before seeing alice's Shutdown
+    (bq,) = r.take("bob")
+    r.clear()
+    out = r.deliver(bq, ["alice"])["alice"]
+    check("§6.4 receive() that publishes our key and closes the session: KeyPublished, "
+          "SessionClosed, then ReadyToLeave last",
+          kinds(out.events) == ["transcript_consistent", "key_published", "session_closed",
+                                "ready_to_leave"], str(kinds(out.events)))
+    check("R-SD-7 (setup) the Quit completed the shutdown: Digest, End, KeyReveal",
+          types_of(out.broadcasts) == ["digest", "end", "key_reveal"],
+          str(types_of(out.broadcasts)))
+
+
+# --- N6, R-OFF-6: the seeds left when a seed restarts the attempt ------------------------------
+
+def check_seeds_after_conflict_dropped():
+    r = Room()
+    three = [(x, f"{x}@localhost") for x in NICKS]
+    two = [("alice", "alice@localhost"), ("bob", "bob@localhost")]
+    r.call("bob", "set_roster", three)
+    first = r.take("bob")[0]
+    r.call("bob", "set_roster", two)
+    r.call("bob", "set_roster", three)
+    second = [q for q in r.take("bob") if codec.decode(q[1]).type == "offer"][-1]
+    r.call("carol", "set_roster", three)
+    carol = r.take("carol")[0]
+    for item in (carol, first, second):        # buffered: alice has no roster yet (R-OFF-6)
+        r.eng["alice"].receive(*item, r.now)
+    out = r.call("alice", "set_roster", three)
+    bt = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
+    check("R-OFF-6 bob's two seeds conflict: our Offer 0, then at once our Offer 1 (round 1 of "
+          "attempt 0 was not complete)", bt == [("offer", 0), ("offer", 1)], str(bt))
+    check("R-OFF-6 carol's seed, not yet processed, is dropped without an event",
+          kinds(out.events) == ["setup_started", "setup_started"]
+          and len(r.eng["alice"].attempt.offers) == 1, str(kinds(out.events)))
+    check("R-OFF-6 its nonce is not remembered: a copy received later is stale (R-OFF-8), "
+          "not Replay", call_error(lambda: r.eng["alice"].receive(*carol, r.now))
+          == "UnexpectedMessage")
+    check("R-OFF-6 the conflicting seed's nonce is not remembered either",
+          call_error(lambda: r.eng["alice"].receive(*second, r.now)) == "UnexpectedMessage")
+    check("R-OFF-6 the first seed was stored, its nonce remembered: a copy is Replay (R-OFF-4)",
+          call_error(lambda: r.eng["alice"].receive(*first, r.now)) == "Replay")
+
+
+def check_restart_uses_held_offer():
+    r = Room(["alice", "bob"])
+    r.establish()
+    r.call("bob", "restart")                   # bob: Shutdown, then Offer 1
+    b_sd, b_offer = r.take("bob")
+    out = r.deliver(b_offer, ["alice"])["alice"]
+    check("R-OFF-9 (setup) the offer is held while the session is Active",
+          out.events == [] and out.broadcasts == [])
+    out = r.call("alice", "restart")
+    bt = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
+    check("R-OFF-6/R-MEM-2 the attempt that starts when the Active session ends uses the held "
+          "offer: Shutdown, Offer 1, then our KeyShare (round 1 complete)",
+          bt == [("shutdown", None), ("offer", 1), ("key_share", None)], str(bt))
+
+
 def main():
     checks = [check_decoding, check_late_lost_entry, check_late_lost_heartbeat,
               check_heartbeat_late, check_claimed_range, check_split_view_no_seq,
               check_final_below_claim, check_digest_after_last_entry,
               check_overdue_then_heartbeat, check_rejected_nick, check_false_accusation,
-              check_seeding_conflict]
+              check_seeding_conflict, check_quit_member_cut_at_closing_deadline,
+              check_rejected_trigger_offer, check_quit_after_end, check_claim_above_held_final,
+              check_ready_to_leave_last_in_receive, check_seeds_after_conflict_dropped,
+              check_restart_uses_held_offer]
     for c in checks:
         try:
             c()

@@ -296,8 +296,10 @@ class Engine:
             # R-OFF-9, no Active session of the sender: close the session if any, give up the
             # running attempt (its Quit if in Attests), start one with that number, seeded as
             # R-OFF-6 seeds one with the buffered or held offers carrying it, then with this
-            # offer (errors of any seed, this one included, are Rejected events); every other
-            # offer buffered for our roster is dropped
+            # offer, checked only as that last seed: its errors (an invalid point) are Rejected
+            # events after those of the other seeds (R-GEN-2), and a rejected offer is neither
+            # stored nor its nonce remembered; every other offer buffered for our roster is
+            # dropped
             self.close_active(now, f"'{frm.decode('utf-8', 'replace')}' started over")
             self.abandon_attempt()
             seeds = self.take_pending(rd, m["attempt"], drop_others=True) + [m]
@@ -381,7 +383,9 @@ class Engine:
         self.close_active(now, "restart")
         self.abandon_attempt()
         number = max(nums)
-        self.start_attempt(number, now, seeds=self.take_pending(rd, number))
+        # the attempt that starts when the Active session ends uses or drops the offers held
+        # for our roster (R-OFF-6): those with its number seed it, the others are dropped
+        self.start_attempt(number, now, seeds=self.take_pending(rd, number, drop_others=True))
 
     def retire(self, s: Session):
         if s is self.session:
@@ -391,10 +395,11 @@ class Engine:
         self.retired.append(s.tag)
 
     def check_ready_to_leave(self):
-        """ReadyToLeave once our key is published or withheld in every session; reported last
-        in the call (§6.4: tick handles it after every session)."""
-        if not self.leaving or self.ready_emitted:
-            return
+        """ReadyToLeave once our key is published or withheld in every session, once, as the
+        last event of the call — tick(), receive() or leave() — in which that happens (§6.4,
+        R-SD-7)."""
+        if not self.leaving or self.ready_emitted or self.left:
+            return                         # quit() never reports it, even after leave() (R-SD-17)
         if all(s.key_state in ("published", "withheld") or s.phase == "closed"
                for s in self.sessions()):
             self.ready_emitted = True
@@ -486,7 +491,13 @@ class Engine:
         number = self.attempt_no + 1
         self.close_active(now, "restart")
         self.abandon_attempt()
-        self.start_attempt(number, now)
+        # R-OFF-6: an offer for our roster waits in the buffer only while we are Out or an
+        # Active session runs, "and the attempt that starts when that ends uses or drops it";
+        # R-MEM-2: restart() does as a roster change ("then our KeyShare if buffered offers
+        # complete round 1"). So: offers with the new number seed it, the others are dropped
+        # (GUESSES.md N6: which of use or drop is meant for restart() is our reading)
+        self.start_attempt(number, now, seeds=self.take_pending(self.roster_digest(), number,
+                                                                drop_others=True))
 
     def _quit(self, now):
         if self.left:

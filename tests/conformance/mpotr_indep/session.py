@@ -279,10 +279,10 @@ class Session:
             if m in (j, self.me) or counts[m] <= self.delivered[m]:
                 continue
             if m in self.final and counts[m] > self.final[m]:
-                # a claim above m's final count, made after it (GUESSES.md N4): the two signed
-                # statements contradict each other as in R-SD-18, and the author's own counts;
-                # the count known to exist stays the final count, so no Gap and no loss
-                # reaches beyond it, and the view, which can never be complete, is not kept
+                # R-SD-18, second bullet: a claim above m's final count, which we already hold:
+                # SplitView naming the entry's sender, once per entry and member; the count
+                # known to exist is not raised, no Gap, no timer; the other members are handled
+                # as usual, but the view, which can never be complete, is not kept
                 contradicted = True
                 self.emit("split_view", nick=self.nick(j),
                           detail=f"acknowledged {counts[m]} entries of {self.nick(m)}, "
@@ -660,10 +660,13 @@ class Session:
         ph = self.phase
         self.sd_deadline = None
         if ph == "closing":
-            # members already excused (at an earlier deadline, or by their Quit, R-SD-16) are
-            # not counted again
-            missing = [m for m in self.others() if m not in self.excused and
-                       (m not in self.final or self.delivered[m] < self.final[m])]
+            # R-SD-10: in Closing a member excused by its Quit is counted too — a Quit excuses
+            # it from the Digest and End rounds, not from the entries up to its final count — so
+            # it is cut like any other instead of waiting for its gap timer
+            missing = [m for m in self.others()
+                       if m not in self.final or self.delivered[m] < self.final[m]]
+        # in Digested and Ended a member already excused (by its Quit or at an earlier
+        # deadline) is not counted again
         elif ph == "digested":
             missing = [m for m in self.others() if m not in self.digests and m not in self.excused]
         elif ph == "ended":
@@ -692,7 +695,9 @@ class Session:
             self.sd_deadline = None
 
     def quit(self, now: int):
-        """R-SD-17: a Quit unless our End is out; our key withheld; the session retired."""
+        """R-SD-17, for a session not Closed yet: our Quit unless our End is out (none in Ended
+        or Revealed); KeyWithheld unless our key is published (again if R-SD-15 reported it);
+        then SessionClosed, and the session is retired."""
         if self.my_end is None:
             body, _ = codec.encode_body("quit", {"session_tag": self.tag, "sender": self.me,
                                                  "final_count": self.my_count})
