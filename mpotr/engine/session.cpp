@@ -585,6 +585,9 @@ void Session::note_final_count(std::uint8_t j, std::uint32_t final_count, TimeMs
     if (p.held.empty() && p.transcript.count() >= final_count) {
       p.gap_deadline.reset();
     }
+    // Views that name more of j's entries than exist can never be complete (R-DATA-5): dropped
+    // unchecked, as a view that arrives after the final count is never kept.
+    std::erase_if(m_pending_views, [&](const PendingView& v) { return v.counts[j] > final_count; });
   }
   p.expected = std::max(p.expected, final_count);
   if (p.transcript.count() < final_count && !p.gap_deadline) {

@@ -3365,6 +3365,34 @@ TEST_CASE("R-SD-18 a claim above a final count already held is the same contradi
   REQUIRE(type_sequence(digested.broadcasts) == std::vector<MessageType>{MessageType::Digest});
 }
 
+TEST_CASE("R-SD-18 the two orders of the contradiction leave the same state", "[rules]") {
+  // A view kept waiting for bob's entries that carol alone claims can never be complete once
+  // bob's final count is held: it is dropped, as a view arriving after the final count is
+  // never kept. Whichever the server delivers first, alice ends in the same state.
+  Room room(3);
+  establish(room);
+  auto& alice = room.by_nick("alice");
+  auto& bob = room.by_nick("bob");
+  auto& carol = room.by_nick("carol");
+  Engine evil = *bob.engine;
+  DeterministicRng evil_rng(7);
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x1"));
+  require_accepted(room, carol, "bob", send_from(evil, evil_rng, room.now(), "x2"));
+  const Bytes claim = send_from(*carol.engine, *carol.rng, room.now(), "hi");
+  auto sd = bob.engine->leave(room.now(), *bob.rng);
+  REQUIRE(sd.ok());
+  const Bytes shutdown = first_of(sd->broadcasts, MessageType::Shutdown);
+  Engine claim_first = *alice.engine;
+  Engine final_first = *alice.engine;
+  DeterministicRng rng_a(11);
+  DeterministicRng rng_b(11);
+  REQUIRE(claim_first.receive("carol", claim, room.now(), rng_a).ok());
+  REQUIRE(claim_first.receive("bob", shutdown, room.now(), rng_a).ok());
+  REQUIRE(final_first.receive("bob", shutdown, room.now(), rng_b).ok());
+  REQUIRE(final_first.receive("carol", claim, room.now(), rng_b).ok());
+  REQUIRE(claim_first.summary() == final_first.summary());
+}
+
 TEST_CASE("R-SD-11 leave() shuts down, then reports ReadyToLeave, nothing else is allowed meanwhile", "[rules]") {
   Room room(3);
   establish(room);
@@ -3774,6 +3802,39 @@ TEST_CASE("R-ADM-2 the member who refuses someone stays out, the others set up w
   f.room.run();
   REQUIRE(f.room.events_of(f.carol(), EventKind::MessageReceived).back().text == "between us");
   REQUIRE(f.room.events_of(f.alice(), EventKind::MessageReceived).empty());
+}
+
+TEST_CASE("R-OFF-6 the attempt after a verdict is seeded with the offers buffered for its roster", "[rules]") {
+  // alice refuses carol. carol reaches the verdict first and offers for {bob, carol}; bob, whose
+  // roster is still all three, buffers that offer. When alice's key share brings bob the same
+  // verdict, his next attempt takes carol's offer at once: round 1 is complete, his KeyShare goes
+  // out with his Offer, and nobody waits for the setup timeout.
+  AdmissionFixture f([](TrustStore& t, const Fingerprint&, const Fingerprint&) { REQUIRE(t.block("carol@localhost").ok()); });
+  std::optional<Wire> held;
+  while (!f.room.queue().empty()) {
+    const Wire w = f.room.queue().front();
+    f.room.queue().pop_front();
+    for (SimMember* m : {&f.alice(), &f.bob(), &f.carol()}) {
+      if (m == &f.bob() && !held && w.from == "alice" && type_of(w.payload) == MessageType::KeyShare) {
+        held = w;
+        continue;
+      }
+      f.room.deliver_to(*m, w);
+    }
+  }
+  REQUIRE(held);
+  REQUIRE(f.carol().engine->phase() == Phase::SettingUp);
+  REQUIRE(f.bob().engine->out_members().empty());
+  const auto verdict = f.bob().engine->receive("alice", view(held->payload), f.room.now(), *f.bob().rng);
+  REQUIRE(verdict.ok());
+  REQUIRE(type_sequence(verdict->broadcasts) == std::vector<MessageType>{MessageType::Offer, MessageType::KeyShare});
+  f.room.absorb(f.bob(), verdict);
+  f.room.run();
+  for (SimMember* m : {&f.bob(), &f.carol()}) {
+    CAPTURE(m->nick);
+    REQUIRE(m->engine->phase() == Phase::Established);
+    REQUIRE(m->engine->session()->members.size() == 2);
+  }
 }
 
 TEST_CASE("R-ADM-3 a refuser comes back after its trust changed, when the others see it join again", "[rules]") {
