@@ -401,8 +401,12 @@ struct Engine::State {
   // Offers for our roster held while the active session ran (R-OFF-9) take effect once that
   // session is no longer Active: its members' authenticated Shutdown (restart() sends one before
   // its new Offer) or Quit closed it.
+  bool held_offers_may_start() const {
+    return active && active->phase() != SessionPhase::Active && !(attempt && attempt->running());
+  }
+
   Result<Output> take_held_offers(TimeMs now, Rng& rng) {
-    if (!active || active->phase() == SessionPhase::Active || (attempt && attempt->running())) {
+    if (!held_offers_may_start()) {
       return Output{};
     }
     const std::uint32_t limit = attempt_number > std::numeric_limits<std::uint32_t>::max() - kMaxAttemptJump
@@ -724,7 +728,8 @@ Result<Output> Engine::State::on_session_message(const codec::Decoded& decoded, 
   }
   MPOTR_TRY(Output out, dispatch_to_session(*s, decoded, payload, from, now, rng));
   stamp(out, s->id());
-  if (s == (active ? &*active : nullptr)) {
+  // Copying the state costs O(transcript); only a closing active session can need it.
+  if (s == (active ? &*active : nullptr) && held_offers_may_start()) {
     State next = *this;
     MPOTR_TRY(Output held, next.take_held_offers(now, rng));
     out.merge(std::move(held));

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "sim/scenario.h"
+#include "support/alloc_counter.h"
 
 using namespace mpotr;
 using namespace mpotr::sim;
@@ -89,4 +90,43 @@ TEST_CASE("sim: room size sweep with random schedule and a final leave", "[sim][
     CHECK(*sid_of(room.member(0)) != sid);
     CHECK(roster_of(room.member(0)).size() == n - 1);
   }
+}
+
+TEST_CASE("sim: what one receipt allocates does not grow with the transcript", "[sim][scale]") {
+  // A receiver keeps every entry's id and chain value, but a new entry must cost O(its size):
+  // no step may copy the transcript (the engine works on copies to commit only on success).
+  Room room(3, 77);
+  Adversary adv(room, 77);
+  room.set_rosters();
+  adv.run();
+  REQUIRE(converged(room));
+  auto& alice = room.by_nick("alice");
+  const auto cost_of_next_line = [&] {
+    send(adv, "carol", "an ordinary line of chat");
+    const Bytes entry = last_broadcast(room, "carol");
+    std::optional<Result<Output>> r;
+    std::size_t bytes = 0;
+    {
+      test::AllocationScope scope;
+      r.emplace(alice.engine->receive("carol", view(entry), room.now(), *alice.rng));
+      bytes = scope.bytes();
+    }
+    REQUIRE(r->ok());
+    room.absorb(alice, std::move(*r));
+    adv.run();  // the room's own copy then reaches everyone (alice: a duplicate)
+    return bytes;
+  };
+  const auto chat = [&](int lines) {
+    for (int i = 0; i < lines; ++i) {
+      send(adv, "bob", "line " + std::to_string(i));
+      send(adv, "carol", "line " + std::to_string(i));
+      adv.run();
+    }
+  };
+  chat(500);
+  const std::size_t at_1000 = cost_of_next_line();
+  chat(1000);
+  const std::size_t at_3000 = cost_of_next_line();
+  INFO("one receipt after ~1,000 entries: " << at_1000 << " B; after ~3,000: " << at_3000 << " B");
+  CHECK(at_3000 <= at_1000 + 64);
 }
