@@ -31,11 +31,11 @@ Error unexpected(std::string_view what, SetupPhase phase) {
   return make_error(ErrorCode::UnexpectedMessage, std::string(what) + " during setup phase " + std::string(to_string(phase)));
 }
 
-bool same_bytes(const Bytes& stored, ByteView b) { return std::equal(stored.begin(), stored.end(), b.begin(), b.end()); }
+bool same_bytes(ByteView stored, ByteView b) { return std::equal(stored.begin(), stored.end(), b.begin(), b.end()); }
 
 // A repeated message is a harmless duplicate when identical, proof of equivocation otherwise
 // (callers check the signature first, so "otherwise" really is the sender's doing).
-Error repeated(const Bytes& stored_signed, ByteView signed_part, std::string_view what) {
+Error repeated(ByteView stored_signed, ByteView signed_part, std::string_view what) {
   if (same_bytes(stored_signed, signed_part)) {
     return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
   }
@@ -102,14 +102,14 @@ Result<Attempt> Attempt::start(const Context& ctx, std::vector<Member> roster, s
   a.m_elgamal_r = std::move(elgamal_r);
 
   Peer& me = a.m_peers[a.m_self];
-  me.offer_bytes = codec::encode(offer);
+  me.offer_bytes = SharedBytes(view(codec::encode(offer)));
   me.identity_key = ctx.identity.public_key();
   me.dh_key = a.m_dh->public_key();
   me.signing_key = a.m_signing->public_key();
   me.fingerprint = ctx.identity.fingerprint();
   me.offer = std::move(offer);
 
-  out.broadcasts.push_back(me.offer_bytes);
+  out.broadcasts.push_back(me.offer_bytes.copy());
   Event started = make_event(EventKind::SetupStarted);
   started.nicks = nicks_of(a.m_roster);
   out.events.push_back(std::move(started));
@@ -166,7 +166,7 @@ Result<Output> Attempt::on_offer(const Context& ctx, const codec::Offer& offer, 
     return make_error(ErrorCode::RosterMismatch, "offer made for another attempt or roster");
   }
   if (peer.offer) {
-    if (same_bytes(peer.offer_bytes, payload)) {
+    if (same_bytes(peer.offer_bytes.view(), payload)) {
       // Our own offer reflected by the room, or a plain duplicate.
       if (idx == m_self) {
         return Output{};
@@ -214,7 +214,7 @@ Result<Output> Attempt::on_offer(const Context& ctx, const codec::Offer& offer, 
     out.events.push_back(std::move(ev));
   }
   peer.offer = offer;
-  peer.offer_bytes.assign(payload.begin(), payload.end());
+  peer.offer_bytes = SharedBytes(payload);
   peer.identity_key = std::move(identity_key);
   peer.dh_key = std::move(dh_key);
   peer.signing_key = std::move(signing_key);
@@ -256,8 +256,10 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
     if (peer.refused) {
       msg.refused.set(j);
     }
-    MPOTR_TRY(SecretBytes mac_out, ks::dake_key_to(m_sid, m_self, pj, ctx.identity.private_key(), *m_dh, *peer.dh_key));
-    MPOTR_TRY(peer.mac_in, ks::dake_key_from(m_sid, pj, m_self, *m_dh, *peer.identity_key, *peer.dh_key));
+    MPOTR_TRY(ks::DakeKeys keys,
+              ks::dake_keys(m_sid, m_self, pj, ctx.identity.private_key(), *m_dh, *peer.identity_key, *peer.dh_key));
+    const SecretBytes mac_out = std::move(keys.to_peer);
+    peer.mac_in = std::move(keys.from_peer);
 
     codec::PairShare share;
     share.mac = ks::dake_mac(mac_out, m_sid, m_self, pj, own_signing, own_dh, msg.elgamal_r);
@@ -271,14 +273,14 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
   MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, *m_signing, rng));
 
   Peer& me = m_peers[m_self];
-  me.key_share_signed = signed_part;
-  me.key_share = codec::encode(msg);
+  me.key_share_signed = SharedBytes(view(signed_part));
+  me.key_share = SharedBytes(view(codec::encode(msg)));
   me.refuses = msg.refused;
   me.secret = m_secret;
   m_phase = SetupPhase::KeyShares;
 
   Output out;
-  out.broadcasts.push_back(me.key_share);
+  out.broadcasts.push_back(me.key_share.copy());
   out.merge(replay_early(ctx, rng));
   return out;
 }
@@ -292,7 +294,11 @@ Result<Attempt::KeyShareFault> Attempt::check_share_for(const codec::KeyShare& m
   const Peer& sender = m_peers[from];
   MPOTR_TRY(crypto::PublicKey elgamal_r, crypto::PublicKey::from_point(view(msg.elgamal_r)));
   const codec::PairShare& share = msg.shares[to < from ? to : to - 1];
-  MPOTR_TRY(SecretBytes key, ks::dake_key_from(m_sid, from, to, to_dh, *sender.identity_key, *sender.dh_key));
+  // The key of a share to us was derived with our own key share; anyone else's is derived here.
+  SecretBytes key = to == m_self ? sender.mac_in : SecretBytes{};
+  if (key.empty()) {
+    MPOTR_TRY(key, ks::dake_key_from(m_sid, from, to, to_dh, *sender.identity_key, *sender.dh_key));
+  }
   const Hash32 expected =
       ks::dake_mac(key, m_sid, from, to, sender.offer->signing_key, sender.offer->dh_key, msg.elgamal_r);
   if (!ct_equal(view(expected), view(share.mac))) {
@@ -316,7 +322,7 @@ Result<Attempt::KeyShareFault> Attempt::check_share_for(const codec::KeyShare& m
 // The member index a setup message claims, once the sid is known (R-KS-2), and whether it is
 // our own message reflected (then the caller ignores it).
 Result<std::uint8_t> Attempt::check_setup_sender(std::string_view from_nick, std::uint8_t claimed, ByteView signed_part,
-                                                 const Bytes& own_copy, std::string_view what) const {
+                                                 ByteView own_copy, std::string_view what) const {
   MPOTR_TRY(const std::uint8_t j, check_sender(m_roster, from_nick, claimed));
   if (j == m_self && !same_bytes(own_copy, signed_part)) {
     return make_error(ErrorCode::NickMismatch, "a " + std::string(what) + " in our name that we did not send");
@@ -339,7 +345,7 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
   }
   const ByteView signed_part = payload.first(signed_len);
   MPOTR_TRY(const std::uint8_t j,
-            check_setup_sender(from_nick, msg.sender, signed_part, m_peers[m_self].key_share_signed, "key share"));
+            check_setup_sender(from_nick, msg.sender, signed_part, m_peers[m_self].key_share_signed.view(), "key share"));
   if (j == m_self) {
     return Output{};  // our own, reflected
   }
@@ -356,7 +362,7 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
     return make_error(ErrorCode::BadSignature, "key share signature does not verify");
   }
   if (!peer.key_share_signed.empty()) {
-    return repeated(peer.key_share_signed, signed_part, "key share");
+    return repeated(peer.key_share_signed.view(), signed_part, "key share");
   }
   if (m_phase != SetupPhase::KeyShares) {
     return unexpected("key share", m_phase);
@@ -367,16 +373,27 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
     // Authentic or not, this key share cannot be used: prove what is wrong with it to everyone
     // (R-KS-13). This changes state (the attempt fails), so it is not an error.
     Attempt next = *this;
-    next.m_peers[j].key_share.assign(payload.begin(), payload.end());
+    next.m_peers[j].key_share = SharedBytes(payload);
     MPOTR_TRY(Output out, next.accuse(j, fault, rng));
     *this = std::move(next);
     return out;
   }
 
+  const bool last = std::all_of(m_peers.begin(), m_peers.end(), [&](const Peer& p) {
+    return &p == &peer || !p.key_share_signed.empty();
+  });
+  if (!last && peer.early_accusations.empty()) {
+    // Nothing after storing it can fail: no copy of the attempt (O(n) bytes) is needed.
+    peer.key_share_signed = SharedBytes(signed_part);
+    peer.key_share = SharedBytes(payload);
+    peer.refuses = msg.refused;
+    peer.secret = std::move(secret);
+    return Output{};
+  }
   Attempt next = *this;  // the last key share derives the group key: commit only on success
   Peer& np = next.m_peers[j];
-  np.key_share_signed.assign(signed_part.begin(), signed_part.end());
-  np.key_share.assign(payload.begin(), payload.end());
+  np.key_share_signed = SharedBytes(signed_part);
+  np.key_share = SharedBytes(payload);
   np.refuses = msg.refused;
   np.secret = std::move(secret);
   Output out;
@@ -437,7 +454,7 @@ Result<Output> Attempt::accuse(std::uint8_t accused, KeyShareFault fault, Rng& r
   msg.accused = accused;
   const SecretBytes e = m_dh->scalar();  // this attempt is over: its DH key protects nothing now
   std::copy_n(e.data(), msg.dh_private.size(), msg.dh_private.begin());
-  msg.key_share = m_peers[accused].key_share;
+  msg.key_share = m_peers[accused].key_share.copy();
   MPOTR_TRY(const Bytes signed_part, sign_message(msg, m_sid, *m_signing, rng));
   (void)signed_part;
   Output out;
@@ -514,7 +531,7 @@ Result<Output> Attempt::on_accuse(const Context& ctx, const codec::Accuse& msg, 
   std::string detail;
   const Peer& accused = m_peers[i];
   if (i == m_self || !accused.key_share_signed.empty()) {
-    if (!same_bytes(accused.key_share_signed, share_signed)) {
+    if (!same_bytes(accused.key_share_signed.view(), share_signed)) {
       if (i == m_self) {
         return make_error(ErrorCode::NickMismatch, "an accusation embeds a key share in our name that we did not send");
       }
@@ -579,8 +596,8 @@ Result<Output> Attempt::send_attest(Rng& rng) {
   std::vector<Bytes> offers, shares;
   std::vector<SecretBytes> secrets;
   for (const auto& p : m_peers) {
-    offers.push_back(p.offer_bytes);
-    shares.push_back(p.key_share_signed);
+    offers.push_back(p.offer_bytes.copy());
+    shares.push_back(p.key_share_signed.copy());
     secrets.push_back(p.secret);
   }
   SecretBytes group = ks::group_secret(m_sid, secrets);
@@ -597,7 +614,7 @@ Result<Output> Attempt::send_attest(Rng& rng) {
   m_group_secret = std::move(group);
   m_transcript_hash = th;
   m_key_confirm = kc;
-  m_peers[m_self].attest_signed = signed_part;
+  m_peers[m_self].attest_signed = SharedBytes(view(signed_part));
   m_phase = SetupPhase::Attests;
   Output out;
   out.broadcasts.push_back(codec::encode(msg));
@@ -625,7 +642,7 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
   }
   const ByteView signed_part = payload.first(signed_len);
   if (j == m_self) {
-    if (same_bytes(peer.attest_signed, signed_part)) {
+    if (same_bytes(peer.attest_signed.view(), signed_part)) {
       return Output{};
     }
     return make_error(ErrorCode::NickMismatch, "an attest in our name that we did not send");
@@ -635,7 +652,7 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
     return make_error(ErrorCode::BadSignature, "attest signature does not verify");
   }
   if (!peer.attest_signed.empty()) {
-    return repeated(peer.attest_signed, signed_part, "attest");
+    return repeated(peer.attest_signed.view(), signed_part, "attest");
   }
   if (m_phase != SetupPhase::Attests) {
     return unexpected("attest", m_phase);
@@ -665,7 +682,7 @@ Result<Output> Attempt::on_attest(const Context& ctx, const codec::Attest& msg, 
     verdict.members.push_back(Engine::OutMember{m_roster[j], {}, ErrorCode::GroupKeyMismatch});
     return fail_with(std::move(verdict), std::move(out));
   }
-  peer.attest_signed.assign(signed_part.begin(), signed_part.end());
+  peer.attest_signed = SharedBytes(signed_part);
   const bool complete = std::all_of(m_peers.begin(), m_peers.end(), [](const Peer& p) { return !p.attest_signed.empty(); });
   if (complete) {
     m_phase = SetupPhase::Done;
@@ -826,8 +843,8 @@ SessionMaterial Attempt::take_material() {
   for (const auto& p : m_peers) {
     m.signing_keys.push_back(*p.signing_key);
     m.fingerprints.push_back(p.fingerprint);
-    m.key_share_ids.push_back(crypto::sha256(view(p.key_share_signed)));
-    m.attest_ids.push_back(crypto::sha256(view(p.attest_signed)));
+    m.key_share_ids.push_back(crypto::sha256(p.key_share_signed.view()));
+    m.attest_ids.push_back(crypto::sha256(p.attest_signed.view()));
   }
   m.signing_key = *m_signing;
   m.group_secret = std::move(m_group_secret);

@@ -17,6 +17,7 @@
 #include "mpotr/codec/messages.h"
 #include "mpotr/engine/context.h"
 #include "mpotr/engine/key_schedule.h"
+#include "mpotr/engine/shared_bytes.h"
 
 namespace mpotr::detail {
 
@@ -96,18 +97,18 @@ class Attempt {
  private:
   struct Peer {
     std::optional<codec::Offer> offer;
-    Bytes offer_bytes;
+    SharedBytes offer_bytes;
     std::optional<crypto::PublicKey> identity_key, dh_key, signing_key;
     Fingerprint fingerprint;
     std::optional<ErrorCode> refused;  // we do not accept this member (R-ADM-1)
     SecretBytes mac_in;   // K_{peer→self}: the DAKE key of the MAC this peer sends us
     // Messages are identified by their signed part: ECDSA signatures are malleable ((r, n−s)
     // verifies too), so the signature bytes must not decide "same" or "different".
-    Bytes key_share_signed;
-    Bytes key_share;      // whole, as received: an accusation of this member embeds it
+    SharedBytes key_share_signed;
+    SharedBytes key_share;  // whole, as received: an accusation of this member embeds it
     codec::MemberSet refuses;  // whom this member refuses (from its key share)
     SecretBytes secret;   // the peer's group-key contribution
-    Bytes attest_signed;
+    SharedBytes attest_signed;
     std::vector<Bytes> early_key_shares, early_attests, early_accusations;  // before their phase (bounded)
   };
   // The checks of an accused member's key share, as anyone can make them (spec R-KS-13).
@@ -126,7 +127,7 @@ class Attempt {
   Result<void> buffer_early(Peer& peer, std::vector<Bytes>& early, ByteView payload, std::size_t signed_len,
                             const Hash32& claimed_sid, const codec::Signature& sig, std::string_view what);
   Result<std::uint8_t> check_setup_sender(std::string_view from_nick, std::uint8_t claimed, ByteView signed_part,
-                                          const Bytes& own_copy, std::string_view what) const;
+                                          ByteView own_copy, std::string_view what) const;
   void forget_secrets();
 
   SetupPhase m_phase = SetupPhase::Offers;

@@ -87,6 +87,17 @@ Result<SecretBytes> dake_key_from(const Hash32& sid, std::uint8_t from, std::uin
   return dake_key(sid, from, to, static_eph, eph_eph);
 }
 
+Result<DakeKeys> dake_keys(const Hash32& sid, std::uint8_t self, std::uint8_t peer, const crypto::PrivateKey& identity,
+                           const crypto::PrivateKey& dh, const crypto::PublicKey& peer_identity,
+                           const crypto::PublicKey& peer_dh) {
+  MPOTR_TRY(SecretBytes eph_eph, dh.ecdh(peer_dh));             // e_self · E_peer, both ways
+  MPOTR_TRY(SecretBytes ours_static, identity.ecdh(peer_dh));   // a_self · E_peer
+  MPOTR_TRY(SecretBytes theirs_static, dh.ecdh(peer_identity)); // e_self · A_peer
+  MPOTR_TRY(SecretBytes to_peer, dake_key(sid, self, peer, ours_static, eph_eph));
+  MPOTR_TRY(SecretBytes from_peer, dake_key(sid, peer, self, theirs_static, eph_eph));
+  return DakeKeys{std::move(to_peer), std::move(from_peer)};
+}
+
 Hash32 dake_mac(const SecretBytes& mac_key, const Hash32& sid, std::uint8_t from, std::uint8_t to,
                 const crypto::Point& signing_key, const crypto::Point& dh_key, const crypto::Point& elgamal_r) {
   const std::uint8_t idx[2] = {from, to};

@@ -58,6 +58,15 @@ Result<SecretBytes> dake_key_to(const Hash32& sid, std::uint8_t from, std::uint8
 // As the receiver (or anyone who learnt e_to) computes it: DH(e_to, A_from), DH(e_to, E_from).
 Result<SecretBytes> dake_key_from(const Hash32& sid, std::uint8_t from, std::uint8_t to, const crypto::PrivateKey& to_dh,
                                   const crypto::PublicKey& from_identity, const crypto::PublicKey& from_dh);
+// Both keys between us (`self`) and a peer, as send_key_share needs them: K_{self→peer} and
+// K_{peer→self}. DH(e_self, E_peer) is in both, so it is computed once: 3 ECDH, not 4.
+struct DakeKeys {
+  SecretBytes to_peer;
+  SecretBytes from_peer;
+};
+Result<DakeKeys> dake_keys(const Hash32& sid, std::uint8_t self, std::uint8_t peer, const crypto::PrivateKey& identity,
+                           const crypto::PrivateKey& dh, const crypto::PublicKey& peer_identity,
+                           const crypto::PublicKey& peer_dh);
 
 // HMAC(mac_key, label ‖ sid ‖ u8 from ‖ u8 to ‖ S_from ‖ E_from ‖ R_from).
 Hash32 dake_mac(const SecretBytes& mac_key, const Hash32& sid, std::uint8_t from, std::uint8_t to,
