@@ -28,9 +28,14 @@ Result<std::uint8_t> check_sender(const std::vector<Member>& roster, std::string
 // Signs a message as spec §4.10 says (over H(label ‖ sid ‖ signed part)), stores the signature
 // in it and returns the signed part, which identifies the message.
 template <class M>
-Result<Bytes> sign_message(M& msg, const Hash32& sid, const crypto::PrivateKey& key, Rng& rng) {
+Result<Bytes> sign_message(M& msg, const Hash32& sid, const crypto::PrivateKey& key, Rng& rng,
+                           Hash32* digest_out = nullptr) {
   Bytes signed_part = codec::encode_signed_part(msg);
-  MPOTR_TRY(msg.signature, key.sign_digest(ks::signed_digest(sid, view(signed_part)), rng));
+  const Hash32 digest = ks::signed_digest(sid, view(signed_part));  // also the message's id (§5.11)
+  MPOTR_TRY(msg.signature, key.sign_digest(digest, rng));
+  if (digest_out != nullptr) {
+    *digest_out = digest;
+  }
   return signed_part;
 }
 

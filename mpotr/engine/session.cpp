@@ -87,7 +87,7 @@ SessionInfo Session::info() const {
 // The group MAC first (only members hold K_auth: an outsider holding a published signing key
 // still cannot forge), then revocation, then the signature (R-DATA-2, R-DATA-3).
 Result<void> Session::check_authentic(const Peer& peer, ByteView payload, const codec::Decoded& d, const codec::Mac& mac,
-                                      const codec::Signature& sig) const {
+                                      const codec::Signature& sig, const Hash32& digest) const {
   const Hash32 expected = ks::message_mac(m_auth_key, payload.first(d.mac_len));
   if (!ct_equal(view(expected), view(mac))) {
     return make_error(ErrorCode::BadMac, "not authenticated by the session's group key: forged by a non-member, or altered");
@@ -95,7 +95,7 @@ Result<void> Session::check_authentic(const Peer& peer, ByteView payload, const 
   if (peer.revealed) {
     return make_error(ErrorCode::KeyRevoked, "signed with an ephemeral key that was already published");
   }
-  if (!peer.signing_key.verify_digest(ks::signed_digest(m_sid, payload.first(d.signed_len)), view(sig))) {
+  if (!peer.signing_key.verify_digest(digest, view(sig))) {
     return make_error(ErrorCode::BadSignature, "signature does not verify");
   }
   return {};
@@ -103,9 +103,9 @@ Result<void> Session::check_authentic(const Peer& peer, ByteView payload, const 
 
 // Fills in the group MAC and the signature; returns the signed part, which identifies the message.
 template <class M>
-Result<Bytes> Session::seal(M& msg, Rng& rng) const {
+Result<Bytes> Session::seal(M& msg, Rng& rng, Hash32* digest_out) const {
   msg.mac = ks::message_mac(m_auth_key, view(codec::encode_mac_part(msg)));
-  return sign_message(msg, m_sid, m_signing_key, rng);
+  return sign_message(msg, m_sid, m_signing_key, rng, digest_out);
 }
 
 // What a signed shutdown-round message from member j passes before it is looked at: our own
@@ -121,7 +121,7 @@ Result<bool> Session::screen_signed(std::uint8_t j, const Bytes& stored, bool ha
     }
     return make_error(ErrorCode::NickMismatch, "a " + std::string(what) + " in our name that we did not send");
   }
-  MPOTR_CHECK(check_authentic(m_peers[j], payload, d, mac, sig));
+  MPOTR_CHECK(check_authentic(m_peers[j], payload, d, mac, sig, ks::signed_digest(m_sid, signed_part)));
   if (have) {
     return repeated(stored, signed_part, what);
   }
@@ -193,8 +193,8 @@ Result<Output> Session::send_entry(codec::MessageType type, std::string_view tex
     MPOTR_CHECK(crypto::aes128_ctr(me.sender_key.key.view(), ks::message_iv(me.sender_key, seq), as_bytes(text),
                                    msg.ciphertext.data()));
   }
-  MPOTR_TRY(const Bytes signed_part, seal(msg, rng));
-  const Hash32 id = ks::signed_digest(m_sid, view(signed_part));
+  Hash32 id{};  // the signature's digest is the entry's id (§5.11)
+  MPOTR_CHECK(seal(msg, rng, &id));
 
   // Commit: our own entry joins our transcript at once; the room's echo is checked against it.
   me.transcript.append(id);
@@ -234,7 +234,7 @@ Result<Output> Session::on_data(const codec::Data& msg, ByteView payload, const 
     return make_error(ErrorCode::DecodeBadValue, "entry acknowledges " + std::to_string(msg.acks.size()) +
                                                      " members, roster has " + std::to_string(m_roster.size()));
   }
-  MPOTR_CHECK(check_authentic(peer, payload, d, msg.mac, msg.signature));
+  MPOTR_CHECK(check_authentic(peer, payload, d, msg.mac, msg.signature, id));
   const std::string who(from_nick);
   if (msg.seq <= peer.transcript.count()) {
     if (const auto known = peer.transcript.id_at(msg.seq)) {

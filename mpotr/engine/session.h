@@ -117,9 +117,9 @@ class Session {
 
   Session() = default;
   Result<void> check_authentic(const Peer& peer, ByteView payload, const codec::Decoded& d, const codec::Mac& mac,
-                               const codec::Signature& sig) const;
+                               const codec::Signature& sig, const Hash32& digest) const;
   template <class M>
-  Result<Bytes> seal(M& msg, Rng& rng) const;
+  Result<Bytes> seal(M& msg, Rng& rng, Hash32* digest_out = nullptr) const;
   Result<Output> send_entry(codec::MessageType type, std::string_view text, TimeMs now, Rng& rng);
   std::vector<std::uint32_t> ack_counts() const;
   bool has_unacknowledged() const;
