@@ -3890,6 +3890,51 @@ TEST_CASE("R-ADM-3 we are back in once the member we refuse leaves the room", "[
   REQUIRE(g.alice().engine->phase() == Phase::Out);
 }
 
+TEST_CASE("R-ADM-3 a mutual refusal: once one refuser leaves, the other is back at once", "[rules]") {
+  // alice and carol refuse each other: both stay out, bob and dave go on. When carol leaves,
+  // alice is no longer out, and the attempt that includes her starts at once at every member:
+  // alice's is seeded with the offers bob and dave sent while she was still out.
+  TrustStore alice_trust;
+  TrustStore carol_trust;
+  Room room(0);
+  for (const char* nick : {"alice", "bob", "carol", "dave"}) {
+    room.add_member(nick);
+  }
+  REQUIRE(alice_trust.block("carol@localhost").ok());
+  REQUIRE(carol_trust.block("alice@localhost").ok());
+  for (auto [index, trust] : {std::pair<std::size_t, TrustStore*>{0, &alice_trust}, {2, &carol_trust}}) {
+    auto& m = room.member(index);
+    EngineConfig config{Room::kRoomName, m.nick, {}, AdmissionPolicy::Trusted};
+    m.engine = std::make_unique<Engine>(config, IdentityKey::generate(*m.rng).value(), trust);
+  }
+  room.set_rosters();
+  room.run();
+  REQUIRE(room.by_nick("alice").engine->phase() == Phase::Out);
+  REQUIRE(room.by_nick("carol").engine->phase() == Phase::Out);
+  REQUIRE(room.by_nick("bob").engine->session()->members.size() == 2);
+  // Presence reaches bob and dave first: their offers for {alice, bob, dave} reach alice while
+  // she is still out (buffered); then she sees carol leave.
+  room.by_nick("carol").present = false;
+  const auto without_carol = roster_of({"alice", "bob", "dave"});
+  for (const char* nick : {"bob", "dave"}) {
+    auto& m = room.by_nick(nick);
+    room.absorb(m, m.engine->set_roster(without_carol, room.now(), *m.rng));
+  }
+  room.run();
+  REQUIRE(room.by_nick("alice").engine->phase() == Phase::Out);
+  auto& alice = room.by_nick("alice");
+  const auto back = alice.engine->set_roster(without_carol, room.now(), *alice.rng);
+  REQUIRE(back.ok());
+  REQUIRE(type_sequence(back->broadcasts) == std::vector<MessageType>{MessageType::Offer, MessageType::KeyShare});
+  room.absorb(alice, back);
+  room.run();  // no timer runs: nobody may wait for a setup timeout
+  for (const char* nick : {"alice", "bob", "dave"}) {
+    CAPTURE(nick);
+    REQUIRE(room.by_nick(nick).engine->phase() == Phase::Established);
+    REQUIRE(room.by_nick(nick).engine->session()->members.size() == 3);
+  }
+}
+
 TEST_CASE("R-ADM-4 one identity key under two JIDs is reported", "[rules]") {
   Room room(0);
   room.add_member("alice");
