@@ -177,6 +177,7 @@ class Engine:
             return
         old = self.room_members or {}
         old_roster = self.roster()
+        was_out = self.nick in self.left_out
         added = any(n not in old or old[n] != j for n, j in new.items())
         self.room_members = new
         # R-ADM-3: who is out is re-decided on any addition; a refuser stays out only while a
@@ -187,7 +188,12 @@ class Engine:
             self.left_out = {n: r for n, r in self.left_out.items()
                              if n in new and old.get(n) == new[n]
                              and (not r or any(x in new for x in r))}
-        if self.roster() == old_roster and not added:
+        # leaving Out changes the roster the attempts use (the room's members minus those left
+        # out, us among them while Out), and "the attempt that starts when that ends uses or
+        # drops" the offers buffered while Out (R-OFF-6, R-ADM-3): an attempt starts even when
+        # the others' part of the roster is unchanged (every member we refused was out too)
+        if self.roster() == old_roster and not added and not (was_out and
+                                                               self.nick not in self.left_out):
             return
         self.new_attempt_for_roster(now, "the room's members changed")
 
