@@ -6,7 +6,9 @@ Rejected events, R-KS-13 verdict 4, R-OFF-6/R-OFF-11 seeding, and the answers to
 N1-N6: R-SD-10 (a Quit does not excuse missing entries at the Closing deadline), R-OFF-9 (the
 triggering offer is the last seed), R-SD-17 (quit() after our End), R-SD-18 (a claim above a
 final count already held), §6.4 (ReadyToLeave last in receive()), R-OFF-6 (seeds left after a
-conflicting seed; held offers used or dropped when Active ends).
+conflicting seed; held offers used or dropped when Active ends); and the answers to O-N1-O-N3:
+every start of an attempt is seeded alike (R-OFF-6, §6.2: the attempt after a verdict, restart(),
+leaving Out), and both orders of R-SD-18's contradiction leave the same state.
 
 Each check drives engines of alice, bob and carol (DeterministicRng, vector-mode signatures)
 through a room whose deliveries the check controls, and compares what the engines report with
@@ -764,11 +766,175 @@ def check_restart_uses_held_offer():
     out = r.deliver(b_offer, ["alice"])["alice"]
     check("R-OFF-9 (setup) the offer is held while the session is Active",
           out.events == [] and out.broadcasts == [])
+    # an offer in bob's name with attempt 5 (injected: R-OFF-14), held too
+    forged = dict(codec.decode(b_offer[1]).fields, attempt=5, nonce=bytes([9]) * 32)
+    out = r.deliver(("bob", codec.encode("offer", forged)), ["alice"])["alice"]
+    check("R-OFF-14 (setup) a second held offer in bob's name: UnauthenticatedOffers",
+          kinds(out.events) == ["unauthenticated_offers"], str(kinds(out.events)))
     out = r.call("alice", "restart")
     bt = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
-    check("R-OFF-6/R-MEM-2 the attempt that starts when the Active session ends uses the held "
-          "offer: Shutdown, Offer 1, then our KeyShare (round 1 complete)",
+    check("R-OFF-6/R-MEM-2 restart() starts attempt number + 1 (not the highest held, 5), "
+          "seeded with the held offer carrying it: Shutdown, Offer 1, then our KeyShare",
           bt == [("shutdown", None), ("offer", 1), ("key_share", None)], str(bt))
+    check("R-OFF-6 restart() drops every other offer buffered for our roster (attempt 5)",
+          not r.eng["alice"].pending_offers, str(r.eng["alice"].pending_offers))
+
+
+# --- O-N1, §6.2 / R-OFF-6: the attempt after a verdict is seeded with the buffered offers -------
+
+def refusing_key_share(r, n, refused):
+    """Member n's key share of its current attempt with `refused` (indices) in its refused set,
+    signed with its attempt key: what an engine whose admission check refuses them (R-ADM-1, a
+    blocked JID) broadcasts. (This implementation refuses nobody itself.)"""
+    a = r.eng[n].attempt
+    fields = dict(a.my_key_share.fields)
+    fields["refused"] = codec.memberset(refused)
+    body, _ = codec.encode_body("key_share", fields)
+    payload = a.sign(body)
+    a.my_key_share = a.key_shares[a.me] = codec.decode(payload)   # n's engine holds it as its own
+    return (n, payload)
+
+
+def check_verdict_attempt_seeded():
+    r = Room()
+    three = [(x, f"{x}@localhost") for x in NICKS]
+    for n in NICKS:
+        r.call(n, "set_roster", three)
+    offers = list(r.queue)
+    r.queue = []
+    for o in offers:
+        r.deliver(o, NICKS)
+    ks_ = {frm: (frm, p) for frm, p in r.queue}
+    r.queue = []
+    refusal = refusing_key_share(r, "alice", [2])           # alice refuses carol
+    # carol reaches the verdict first: alice is out, carol's attempt 1 for {bob, carol}
+    r.deliver(ks_["bob"], ["carol"])
+    out = r.deliver(refusal, ["carol"])["carol"]
+    mo = ev(out.events, "member_out")
+    check("R-ADM-2 (setup) carol: MemberOut alice (nicks = carol), her Offer 1 for {bob, carol}",
+          [(e.nick, e.nicks) for e in mo] == [("alice", ["carol"])]
+          and [(codec.decode(p).type, codec.decode(p)["attempt"]) for p in out.broadcasts]
+          == [("offer", 1)], str([e.as_dict() for e in out.events]))
+    (c_offer,) = r.take("carol")
+    r.deliver(ks_["carol"], ["bob"])
+    rd_two = ks.roster_digest(ROOM.encode(), [b"bob", b"carol"])
+    # a stale offer in carol's name for {bob, carol} with another number, buffered too
+    other = dict(codec.decode(c_offer[1]).fields, attempt=3, nonce=bytes([7]) * 32)
+    r.deliver(("carol", codec.encode("offer", other)), ["bob"])
+    out = r.deliver(c_offer, ["bob"])["bob"]
+    check("R-OFF-6 (setup) bob, whose roster is still all three, buffers carol's offers",
+          out.events == [] and out.broadcasts == []
+          and len(r.eng["bob"].pending_offers.get(b"carol", [])) == 2)
+    out = r.deliver(refusal, ["bob"])["bob"]
+    bt = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
+    check("§6.2/R-OFF-6 the attempt after the verdict is seeded with carol's buffered offer for "
+          "{bob, carol} with that number: bob's broadcasts are exactly Offer 1, KeyShare",
+          bt == [("offer", 1), ("key_share", None)], str(bt))
+    check("§6.2 events: MemberOut alice, SetupStarted for {bob, carol}",
+          [(e.kind, e.nick, e.nicks) for e in out.events]
+          == [("member_out", "alice", ["carol"]), ("setup_started", None, ["bob", "carol"])],
+          str([e.as_dict() for e in out.events]))
+    check("R-OFF-6 every other offer buffered for that roster is dropped (carol's attempt 3)",
+          not [m for lst in r.eng["bob"].pending_offers.values() for m in lst
+               if m["roster_digest"] == rd_two], str(r.eng["bob"].pending_offers))
+    r.run(to=["bob", "carol"])
+    got = [(n, r.eng[n].phase, r.eng[n].session and r.eng[n].session.nicks) for n in ("bob", "carol")]
+    check("§6.2 bob and carol then establish a 2-member session",
+          got == [("bob", "established", [b"bob", b"carol"]),
+                  ("carol", "established", [b"bob", b"carol"])]
+          and r.eng["bob"].session.sid == r.eng["carol"].session.sid, str(got))
+
+
+
+# --- R-OFF-6 / R-ADM-3: the attempt that starts when we leave Out uses the buffered offers ------
+
+def check_leaving_out_seeded():
+    nicks = ["alice", "bob", "carol", "dave"]
+    r = Room(nicks)
+    four = [(x, f"{x}@localhost") for x in nicks]
+    for n in nicks:
+        r.call(n, "set_roster", four)
+    offers = list(r.queue)
+    r.queue = []
+    for o in offers:
+        r.deliver(o, nicks)
+    ks_ = {frm: (frm, p) for frm, p in r.queue}
+    r.queue = []
+    ks_["alice"] = refusing_key_share(r, "alice", [2])      # alice and carol refuse each other
+    ks_["carol"] = refusing_key_share(r, "carol", [0])
+    for n in nicks:
+        r.deliver(ks_[n], nicks)
+    check("R-ADM-2 (setup) alice and carol are Out, bob and dave set up {bob, dave}",
+          [r.eng[n].phase for n in nicks] == ["out", "setting_up", "out", "setting_up"],
+          str([r.eng[n].phase for n in nicks]))
+    r.run(to=["bob", "dave"])                  # bob and dave establish; alice and carol see none
+    r.clear()
+    # carol leaves the room: every member forgets both refusals (R-ADM-3); bob and dave first
+    three = [x for x in four if x[0] != "carol"]
+    r.call("bob", "set_roster", three)
+    r.call("dave", "set_roster", three)
+    for item in [q for q in r.queue if codec.decode(q[1]).type == "offer"]:
+        out = r.deliver(item, ["alice"])["alice"]
+        check("R-OFF-6 (setup) alice, Out, buffers the offer for {alice, bob, dave}",
+              out.events == [] and out.broadcasts == [])
+    out = r.call("alice", "set_roster", three)
+    bt = [(codec.decode(p).type, codec.decode(p).fields.get("attempt")) for p in out.broadcasts]
+    check("R-ADM-3/R-OFF-6 alice leaves Out: an attempt starts at once, seeded with the offers "
+          "buffered while Out (round 1 complete: Offer 0, KeyShare)",
+          bt == [("offer", 0), ("key_share", None)] and
+          [(e.kind, e.nicks) for e in out.events] == [("setup_started", ["alice", "bob", "dave"])],
+          str(bt) + str([e.as_dict() for e in out.events]))
+    r.run(to=["alice", "bob", "dave"],
+          skip=lambda frm, p, n: n == "alice" and codec.decode(p).type not in ("key_share",
+                                                                                "attest"))
+    got = [r.eng[n].phase for n in ("alice", "bob", "dave")]
+    check("R-ADM-3 the next attempt includes alice: alice, bob and dave establish a session",
+          got == ["established"] * 3 and r.eng["alice"].session.nicks == [b"alice", b"bob", b"dave"],
+          str(got))
+
+
+# --- O-N3, R-SD-18: both orders of a final count and a claim above it leave the same state -------
+
+def final_and_claim(final_first):
+    """carol receives alice's Shutdown (final count 1) and bob's entry claiming 3 of alice's
+    entries, in either order; then the rest of the shutdown. Returns (room, the events carol
+    reports for the two messages, carol's session)."""
+    r = Room()
+    r.establish()
+    r.call("alice", "send_text", "a1")
+    r.run()
+    r.clear()
+    claim = ("bob", forged_entry(r, "bob", [3, 0, 0]))
+    r.call("alice", "leave")
+    (sd,) = r.take("alice")
+    first = [sd, claim] if final_first else [claim, sd]
+    evs = []
+    for item in first:
+        evs += r.deliver(item, ["carol"])["carol"].events
+    return r, evs, r.eng["carol"].sessions()[0]
+
+
+def check_final_and_claim_both_orders():
+    ra, ea, sa = final_and_claim(final_first=False)
+    rb, eb, sb = final_and_claim(final_first=True)
+    svs = [[(e.nick, e.seq) for e in ev(x, "split_view")] for x in (ea, eb)]
+    check("R-SD-18 both orders: one SplitView naming bob (the claimer / the entry's sender), no seq",
+          svs == [[("bob", None)], [("bob", None)]], str(svs))
+    st = [(s.expected(0), s.gap[0], len(s.pending_views)) for s in (sa, sb)]
+    check("R-SD-18 both orders leave the same state: alice's count known to exist is her final "
+          "count, no gap pending, and no view kept waiting (the claim's view is dropped unchecked)",
+          st == [(1, None, 0), (1, None, 0)], str(st))
+    # the same calls afterwards give the same events in both orders: carol's tick at the gap
+    # deadline the claim set in the first order (no MessageLost), then at the shutdown deadline
+    later = []
+    for r in (ra, rb):
+        evs = []
+        for r.now in (TO["gap"], TO["shutdown"]):
+            evs.append([e.as_dict() for e in r.call("carol", "tick").events])
+        later.append(evs)
+    check("R-SD-18 then the same events in both orders (no MessageLost of alice's entries)",
+          later[0] == later[1] and not [e for x in later[0] for e in x
+                                        if e["kind"] == "message_lost"], str(later))
 
 
 def main():
@@ -779,7 +945,8 @@ def main():
               check_seeding_conflict, check_quit_member_cut_at_closing_deadline,
               check_rejected_trigger_offer, check_quit_after_end, check_claim_above_held_final,
               check_ready_to_leave_last_in_receive, check_seeds_after_conflict_dropped,
-              check_restart_uses_held_offer]
+              check_restart_uses_held_offer, check_verdict_attempt_seeded,
+              check_leaving_out_seeded, check_final_and_claim_both_orders]
     for c in checks:
         try:
             c()

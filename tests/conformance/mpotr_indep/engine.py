@@ -177,6 +177,7 @@ class Engine:
             return
         old = self.room_members or {}
         old_roster = self.roster()
+        was_out = self.nick in self.left_out
         added = any(n not in old or old[n] != j for n, j in new.items())
         self.room_members = new
         # R-ADM-3: who is out is re-decided on any addition; a refuser stays out only while a
@@ -187,7 +188,12 @@ class Engine:
             self.left_out = {n: r for n, r in self.left_out.items()
                              if n in new and old.get(n) == new[n]
                              and (not r or any(x in new for x in r))}
-        if self.roster() == old_roster and not added:
+        # leaving Out changes the roster the attempts use (the room's members minus those left
+        # out, us among them while Out), and "the attempt that starts when that ends uses or
+        # drops" the offers buffered while Out (R-OFF-6, R-ADM-3): an attempt starts even when
+        # the others' part of the roster is unchanged (every member we refused was out too)
+        if self.roster() == old_roster and not added and not (was_out and
+                                                               self.nick not in self.left_out):
             return
         self.new_attempt_for_roster(now, "the room's members changed")
 
@@ -200,8 +206,7 @@ class Engine:
         rd = ks.roster_digest(self.room, roster)
         nums = [m["attempt"] for lst in self.pending_offers.values() for m in lst
                 if m["roster_digest"] == rd and m["attempt"] <= MAX_ATTEMPT_JUMP]
-        number = max(nums) if nums else 0
-        self.start_attempt(number, now, seeds=self.take_pending(rd, number, drop_others=True))
+        self.start_seeded(max(nums) if nums else 0, now)
 
     def take_pending(self, rd, number, drop_others=False):
         """The buffered (or held) offers for roster digest rd with that number, removed from the
@@ -222,6 +227,17 @@ class Engine:
             else:
                 del self.pending_offers[nick]
         return seeds
+
+    def start_seeded(self, number, now, trigger=None):
+        """R-OFF-6: "Every start of an attempt is seeded so, whatever starts it" — set_roster(),
+        the next attempt after a verdict (§6.2), restart() (R-MEM-2), the offers held while the
+        Active session ran once it is no longer Active, R-OFF-9's own trigger and R-OFF-11's
+        conflict: with the offers buffered for its roster carrying its number (R-OFF-9's trigger
+        seeded last, after them), and every other offer buffered for that roster is dropped."""
+        seeds = self.take_pending(self.roster_digest(), number, drop_others=True)
+        if trigger is not None:
+            seeds.append(trigger)
+        self.start_attempt(number, now, seeds=seeds)
 
     def start_attempt(self, number, now, seeds=()):
         roster = self.roster()
@@ -302,8 +318,7 @@ class Engine:
             # dropped
             self.close_active(now, f"'{frm.decode('utf-8', 'replace')}' started over")
             self.abandon_attempt()
-            seeds = self.take_pending(rd, m["attempt"], drop_others=True) + [m]
-            self.start_attempt(m["attempt"], now, seeds=seeds)
+            self.start_seeded(m["attempt"], now, trigger=m)
             return
         if a is None or a.phase not in ("offers", "key_shares", "attests"):  # R-OFF-10
             raise err(E.UnexpectedMessage, "our attempt with this number has ended")
@@ -317,11 +332,14 @@ class Engine:
 
     def conflicting_offer(self, a: Attempt, now):
         """R-OFF-11: an offer from a member whose offer with another nonce is held: a new
-        attempt with our number + 1, seeded with neither (its Quit first if in Attests)."""
+        attempt with our number + 1, seeded with neither (its Quit first if in Attests), but,
+        like every start (R-OFF-6), with the offers buffered for our roster carrying its number
+        (there are none in practice: an offer for our roster is buffered only while we are Out
+        or an Active session runs, and no attempt runs then)."""
         if a.number >= 0xFFFFFFFF:
             raise err(E.LimitExceeded, "attempt numbers exhausted")
         self.abandon_attempt()
-        self.start_attempt(a.number + 1, now)
+        self.start_seeded(a.number + 1, now)
 
     def same_nonce(self, a, held: Message, m: Message, own=False):
         if m["attempt"] != a.number or m["roster_digest"] != a.roster_digest:
@@ -350,7 +368,9 @@ class Engine:
         a.erase()
 
     def attempt_verdict(self, a: Attempt, out_nicks, now, refusals=None):
-        """§6.2: a verdict leaves members out; the next attempt starts at once without them."""
+        """§6.2: a verdict leaves members out; the next attempt starts at once without them,
+        "seeded with the offers buffered for that roster with that number" (R-OFF-6: a faster
+        member's offer for it may have arrived while our roster was still the larger one)."""
         a.phase = "failed"
         a.erase()
         for nk in out_nicks:
@@ -359,7 +379,7 @@ class Engine:
             return                                                           # we are Out
         roster = self.roster()
         if len(roster) >= 2:
-            self.start_attempt(a.number + 1, now)
+            self.start_seeded(a.number + 1, now)
 
     def establish(self, a: Attempt, now):
         s = Session(self, a, now)
@@ -382,10 +402,9 @@ class Engine:
             return
         self.close_active(now, "restart")
         self.abandon_attempt()
-        number = max(nums)
         # the attempt that starts when the Active session ends uses or drops the offers held
         # for our roster (R-OFF-6): those with its number seed it, the others are dropped
-        self.start_attempt(number, now, seeds=self.take_pending(rd, number, drop_others=True))
+        self.start_seeded(max(nums), now)
 
     def retire(self, s: Session):
         if s is self.session:
@@ -491,13 +510,9 @@ class Engine:
         number = self.attempt_no + 1
         self.close_active(now, "restart")
         self.abandon_attempt()
-        # R-OFF-6: an offer for our roster waits in the buffer only while we are Out or an
-        # Active session runs, "and the attempt that starts when that ends uses or drops it";
-        # R-MEM-2: restart() does as a roster change ("then our KeyShare if buffered offers
-        # complete round 1"). So: offers with the new number seed it, the others are dropped
-        # (GUESSES.md N6: which of use or drop is meant for restart() is our reading)
-        self.start_attempt(number, now, seeds=self.take_pending(self.roster_digest(), number,
-                                                                drop_others=True))
+        # R-OFF-6: restart() "with number + 1" is seeded as every start is: the offers buffered
+        # for our roster carrying that number seed it, the others are dropped (GUESSES.md O-N2)
+        self.start_seeded(number, now)
 
     def _quit(self, now):
         if self.left:

@@ -468,6 +468,8 @@ class Session:
                       detail=f"acknowledged {cnt} entries of {self.nick(j)}, "
                              f"whose final count is {fc}")
             self.claim[j] = (fc, by)
+            # "every view kept waiting (R-DATA-11) that names more of m's entries than the final
+            # count is dropped unchecked ... so both orders leave the same state"
             self.pending_views = [v for v in self.pending_views if v[2][j] <= fc]
         for s in [s for s in self.held[j] if s > fc]:
             del self.held[j][s]
