@@ -91,6 +91,8 @@ class Attempt {
   SessionMaterial take_material();
   // Set once, when the attempt failed for a reason every member can establish; taken by the engine.
   std::optional<Verdict> take_verdict() { return std::exchange(m_verdict, std::nullopt); }
+  // Something for the engine to act on: a verdict, or a completed setup.
+  bool concluded() const noexcept { return m_verdict.has_value() || m_phase == SetupPhase::Done; }
 
   void summarize(crypto::Sha256& h) const;
 

@@ -323,6 +323,31 @@ struct Engine::State {
     return out;
   }
 
+  // One step of the running attempt, on a copy of it, committed on success. Only the attempt
+  // changes unless the step concludes it, so the whole state (sessions, nonce memory: far
+  // larger) is copied only to settle it. The nonce of an accepted offer is remembered.
+  template <class Step>
+  Result<Output> step_attempt(const Step& step, const std::optional<Hash32>& nonce, TimeMs now, Rng& rng) {
+    Attempt trial = *attempt;
+    MPOTR_TRY(Output out, step(trial));
+    if (!trial.concluded()) {
+      *attempt = std::move(trial);
+      if (nonce) {
+        remember_nonce(*nonce);
+      }
+      return out;
+    }
+    State next = *this;
+    next.attempt = std::move(trial);
+    if (nonce) {
+      next.remember_nonce(*nonce);
+    }
+    MPOTR_TRY(Output settled, next.settle_attempt(now, rng));
+    out.merge(std::move(settled));
+    *this = std::move(next);
+    return out;
+  }
+
   // The running attempt is given up (R-AT-10: a Quit if the others may have established it).
   Result<Output> drop_attempt(Rng& rng) {
     Output out;
@@ -654,13 +679,7 @@ Result<Output> Engine::State::on_offer(const codec::Offer& offer, ByteView paylo
     *this = std::move(next);
     return out;
   }
-  State next = *this;
-  MPOTR_TRY(Output out, next.attempt->on_offer(ctx(), offer, payload, from, rng));
-  next.remember_nonce(offer.nonce);
-  MPOTR_TRY(Output settled, next.settle_attempt(now, rng));
-  out.merge(std::move(settled));
-  *this = std::move(next);
-  return out;
+  return step_attempt([&](Attempt& a) { return a.on_offer(ctx(), offer, payload, from, rng); }, offer.nonce, now, rng);
 }
 
 Result<Output> Engine::State::on_setup_message(const codec::Decoded& decoded, ByteView payload, std::string_view from,
@@ -692,20 +711,19 @@ Result<Output> Engine::State::on_setup_message(const codec::Decoded& decoded, By
     }
     return make_error(ErrorCode::UnknownSession, "setup message for a session we are not setting up");
   }
-  State next = *this;
-  Result<Output> r = Output{};
-  if (const auto* ks_msg = std::get_if<codec::KeyShare>(&decoded.message)) {
-    r = next.attempt->on_key_share(ctx(), *ks_msg, payload, decoded.signed_len, from, rng);
-  } else if (const auto* at = std::get_if<codec::Attest>(&decoded.message)) {
-    r = next.attempt->on_attest(ctx(), *at, payload, decoded.signed_len, from, rng);
-  } else if (const auto* ac = std::get_if<codec::Accuse>(&decoded.message)) {
-    r = next.attempt->on_accuse(ctx(), *ac, payload, decoded.signed_len, from, rng);
-  }
-  MPOTR_TRY(Output out, std::move(r));
-  MPOTR_TRY(Output settled, next.settle_attempt(now, rng));
-  out.merge(std::move(settled));
-  *this = std::move(next);
-  return out;
+  const auto step = [&](Attempt& a) -> Result<Output> {
+    if (const auto* ks_msg = std::get_if<codec::KeyShare>(&decoded.message)) {
+      return a.on_key_share(ctx(), *ks_msg, payload, decoded.signed_len, from, rng);
+    }
+    if (const auto* at = std::get_if<codec::Attest>(&decoded.message)) {
+      return a.on_attest(ctx(), *at, payload, decoded.signed_len, from, rng);
+    }
+    if (const auto* ac = std::get_if<codec::Accuse>(&decoded.message)) {
+      return a.on_accuse(ctx(), *ac, payload, decoded.signed_len, from, rng);
+    }
+    return make_error(ErrorCode::Internal, "unrouted setup message");
+  };
+  return step_attempt(step, std::nullopt, now, rng);
 }
 
 Result<Output> Engine::State::on_session_message(const codec::Decoded& decoded, ByteView payload,
