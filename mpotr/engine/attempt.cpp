@@ -259,7 +259,7 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
     MPOTR_TRY(ks::DakeKeys keys,
               ks::dake_keys(m_sid, m_self, pj, ctx.identity.private_key(), *m_dh, *peer.identity_key, *peer.dh_key));
     const SecretBytes mac_out = std::move(keys.to_peer);
-    peer.mac_in = std::move(keys.from_peer);
+    peer.mac_in = SharedSecret(std::move(keys.from_peer));
 
     codec::PairShare share;
     share.mac = ks::dake_mac(mac_out, m_sid, m_self, pj, own_signing, own_dh, msg.elgamal_r);
@@ -276,7 +276,7 @@ Result<Output> Attempt::send_key_share(const Context& ctx, Rng& rng) {
   me.key_share_signed = SharedBytes(view(signed_part));
   me.key_share = SharedBytes(view(codec::encode(msg)));
   me.refuses = msg.refused;
-  me.secret = m_secret;
+  me.secret = SharedSecret(m_secret);
   m_phase = SetupPhase::KeyShares;
 
   Output out;
@@ -295,7 +295,7 @@ Result<Attempt::KeyShareFault> Attempt::check_share_for(const codec::KeyShare& m
   MPOTR_TRY(crypto::PublicKey elgamal_r, crypto::PublicKey::from_point(view(msg.elgamal_r)));
   const codec::PairShare& share = msg.shares[to < from ? to : to - 1];
   // The key of a share to us was derived with our own key share; anyone else's is derived here.
-  SecretBytes key = to == m_self ? sender.mac_in : SecretBytes{};
+  SecretBytes key = to == m_self ? sender.mac_in.get() : SecretBytes{};
   if (key.empty()) {
     MPOTR_TRY(key, ks::dake_key_from(m_sid, from, to, to_dh, *sender.identity_key, *sender.dh_key));
   }
@@ -387,7 +387,7 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
     peer.key_share_signed = SharedBytes(signed_part);
     peer.key_share = SharedBytes(payload);
     peer.refuses = msg.refused;
-    peer.secret = std::move(secret);
+    peer.secret = SharedSecret(std::move(secret));
     return Output{};
   }
   Attempt next = *this;  // the last key share derives the group key: commit only on success
@@ -395,7 +395,7 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
   np.key_share_signed = SharedBytes(signed_part);
   np.key_share = SharedBytes(payload);
   np.refuses = msg.refused;
-  np.secret = std::move(secret);
+  np.secret = SharedSecret(std::move(secret));
   Output out;
   // Accusations by this member waited for its key share, which authenticates it (R-KS-13).
   if (!np.early_accusations.empty()) {
@@ -598,7 +598,7 @@ Result<Output> Attempt::send_attest(Rng& rng) {
   for (const auto& p : m_peers) {
     offers.push_back(p.offer_bytes.copy());
     shares.push_back(p.key_share_signed.copy());
-    secrets.push_back(p.secret);
+    secrets.push_back(p.secret.get());
   }
   SecretBytes group = ks::group_secret(m_sid, secrets);
   const Hash32 th = ks::setup_transcript_hash(offers, shares);

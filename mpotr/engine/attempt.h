@@ -103,13 +103,13 @@ class Attempt {
     std::optional<crypto::PublicKey> identity_key, dh_key, signing_key;
     Fingerprint fingerprint;
     std::optional<ErrorCode> refused;  // we do not accept this member (R-ADM-1)
-    SecretBytes mac_in;   // K_{peer→self}: the DAKE key of the MAC this peer sends us
+    SharedSecret mac_in;  // K_{peer→self}: the DAKE key of the MAC this peer sends us
     // Messages are identified by their signed part: ECDSA signatures are malleable ((r, n−s)
     // verifies too), so the signature bytes must not decide "same" or "different".
     SharedBytes key_share_signed;
     SharedBytes key_share;  // whole, as received: an accusation of this member embeds it
     codec::MemberSet refuses;  // whom this member refuses (from its key share)
-    SecretBytes secret;   // the peer's group-key contribution
+    SharedSecret secret;  // the peer's group-key contribution
     SharedBytes attest_signed;
     std::vector<Bytes> early_key_shares, early_attests, early_accusations;  // before their phase (bounded)
   };

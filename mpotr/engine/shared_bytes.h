@@ -24,4 +24,21 @@ class SharedBytes {
   std::shared_ptr<const Bytes> m_bytes;
 };
 
+// A write-once secret shared the same way; dropping the last holder zeroizes it (SecretBytes).
+class SharedSecret {
+ public:
+  SharedSecret() = default;
+  explicit SharedSecret(SecretBytes s) : m_secret(std::make_shared<const SecretBytes>(std::move(s))) {}
+
+  bool empty() const noexcept { return !m_secret || m_secret->empty(); }
+  const SecretBytes& get() const noexcept {
+    static const SecretBytes none;
+    return m_secret ? *m_secret : none;
+  }
+  void clear() noexcept { m_secret.reset(); }
+
+ private:
+  std::shared_ptr<const SecretBytes> m_secret;
+};
+
 }  // namespace mpotr::detail
