@@ -311,6 +311,52 @@ TEST_CASE("hostile server, attack 5: what only the server vouches for is shown a
   CHECK(h.rooms->secure_together({"alice", "bob", "carol"}, kRoom));
 }
 
+TEST_CASE("hostile server, attack 6: a late setup message is authenticated before it is called a duplicate",
+          "[integration][xmpp][hostile]") {
+  // v1 answered any late copy of a key share or attest "Duplicate" before checking its
+  // signature (spec §11.2), so the server could replay altered copies and have them blamed on a
+  // member as mere repeats. The same copies with one bit of the signature flipped must be
+  // reported as forged; the unaltered ones as replayed. (Cheater identification needs a hostile
+  // member, and the digests of different losses need no server: both are in memory, in
+  // tests/sim/hostile_server_test.cpp and the R-KS-13 and R-SD-9 rule tests.)
+  HostileRoom h;
+  XmppMember& bob = h.get("bob");
+  std::optional<codec::KeyShare> share;
+  std::optional<codec::Attest> attest;
+  for (const Bytes& p : payloads_from(h.proxies["bob"]->recorded(Direction::ToClient), "alice")) {
+    if (auto k = decode_as<codec::KeyShare>(p)) share = *k;
+    if (auto a = decode_as<codec::Attest>(p)) attest = *a;
+  }
+  REQUIRE(share);
+  REQUIRE(attest);
+  codec::KeyShare forged_share = *share;
+  forged_share.signature[10] ^= 0x01;
+  codec::Attest forged_attest = *attest;
+  forged_attest.signature[10] ^= 0x01;
+  const std::size_t seen = bob.notices.size();
+  h.inject_to("bob", payload_stanza("alice", codec::encode(forged_share), "late-share-forged"));
+  h.inject_to("bob", payload_stanza("alice", codec::encode(forged_attest), "late-attest-forged"));
+  h.inject_to("bob", payload_stanza("alice", codec::encode(*share), "late-share-replayed"));
+  h.inject_to("bob", payload_stanza("alice", codec::encode(*attest), "late-attest-replayed"));
+  h.require_until([&] {
+    return HostileRoom::notices(bob, "tampered", seen).size() == 2 && HostileRoom::notices(bob, "replay", seen).size() == 2;
+  }, 10000);
+  for (const auto& n : HostileRoom::notices(bob, "tampered", seen)) {
+    CHECK(n.code == ErrorCode::BadSignature);
+    CHECK(n.attribution == Attribution::Claimed);
+    CHECK(n.text.find("the server could have written this") != std::string::npos);
+  }
+  for (const auto& n : HostileRoom::notices(bob, "replay", seen)) {
+    CHECK(n.code == ErrorCode::Duplicate);
+    CHECK(n.attribution == Attribution::Claimed);
+  }
+  // Nothing else: the session is untouched and chat goes on.
+  CHECK(HostileRoom::notices(bob, "equivocation", seen).empty());
+  h.say("alice", "after the replays");
+  h.require_until([&] { return h.has("bob", "alice", "after the replays"); }, 10000);
+  CHECK(h.rooms->secure_together({"alice", "bob", "carol"}, kRoom));
+}
+
 TEST_CASE("hostile server, attack 7: block and \"verified only\" never stall the room", "[integration][xmpp][hostile][trust]") {
   HostileRoom h;
   XmppMember& alice = h.get("alice");
