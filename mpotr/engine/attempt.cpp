@@ -31,17 +31,6 @@ Error unexpected(std::string_view what, SetupPhase phase) {
   return make_error(ErrorCode::UnexpectedMessage, std::string(what) + " during setup phase " + std::string(to_string(phase)));
 }
 
-bool same_bytes(ByteView stored, ByteView b) { return std::equal(stored.begin(), stored.end(), b.begin(), b.end()); }
-
-// A repeated message is a harmless duplicate when identical, proof of equivocation otherwise
-// (callers check the signature first, so "otherwise" really is the sender's doing).
-Error repeated(ByteView stored_signed, ByteView signed_part, std::string_view what) {
-  if (same_bytes(stored_signed, signed_part)) {
-    return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
-  }
-  return make_error(ErrorCode::Equivocation, "two different " + std::string(what) + " messages from one member");
-}
-
 // R-ADM-1: why we do not accept this identity, if we do not.
 std::optional<ErrorCode> refusal(const Context& ctx, const Member& m, const Fingerprint& fp) {
   const bool verified_only = ctx.config.admission == AdmissionPolicy::VerifiedOnly;

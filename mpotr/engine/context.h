@@ -41,5 +41,11 @@ Result<Bytes> sign_message(M& msg, const Hash32& sid, const crypto::PrivateKey& 
 
 Event make_event(EventKind kind, std::string nick = {});
 Event rejected_event(const Error& error, std::string_view nick);
+// Signed messages are compared by their signed part (ECDSA signatures are malleable).
+bool same_bytes(ByteView a, ByteView b);
+// A second signed message in a slot that holds one: a harmless Duplicate when its signed part is
+// identical, proof of Equivocation otherwise (callers check the signature first, so "otherwise"
+// really is the sender's doing).
+Error repeated(ByteView stored_signed, ByteView signed_part, std::string_view what);
 
 }  // namespace mpotr::detail

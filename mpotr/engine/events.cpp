@@ -99,5 +99,14 @@ Event rejected_event(const Error& error, std::string_view nick) {
   return e;
 }
 
+bool same_bytes(ByteView a, ByteView b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+
+Error repeated(ByteView stored_signed, ByteView signed_part, std::string_view what) {
+  if (same_bytes(stored_signed, signed_part)) {
+    return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
+  }
+  return make_error(ErrorCode::Equivocation, "two different " + std::string(what) + " messages from one member");
+}
+
 }  // namespace detail
 }  // namespace mpotr

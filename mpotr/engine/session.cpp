@@ -21,16 +21,6 @@ namespace {
 
 constexpr std::size_t kMaxOwnPending = 1024;  // own messages awaiting confirmation we track
 
-bool same_bytes(const Bytes& a, ByteView b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
-
-// Compared by signed part: a second valid signature over the same bytes is the same message.
-Error repeated(const Bytes& stored_signed, ByteView signed_part, std::string_view what) {
-  if (same_bytes(stored_signed, signed_part)) {
-    return make_error(ErrorCode::Duplicate, std::string(what) + " received twice");
-  }
-  return make_error(ErrorCode::Equivocation, "two different " + std::string(what) + " messages from one member");
-}
-
 void earliest(std::optional<TimeMs>& acc, std::optional<TimeMs> t) {
   if (t && (!acc || *t < *acc)) {
     acc = t;
