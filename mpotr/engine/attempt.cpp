@@ -371,20 +371,19 @@ Result<Output> Attempt::on_key_share(const Context& ctx, const codec::KeyShare& 
   const bool last = std::all_of(m_peers.begin(), m_peers.end(), [&](const Peer& p) {
     return &p == &peer || !p.key_share_signed.empty();
   });
+  const auto store = [&](Peer& p) {
+    p.key_share_signed = SharedBytes(signed_part);
+    p.key_share = SharedBytes(payload);
+    p.refuses = msg.refused;
+    p.secret = SharedSecret(std::move(secret));
+  };
   if (!last && peer.early_accusations.empty()) {
-    // Nothing after storing it can fail: no copy of the attempt (O(n) bytes) is needed.
-    peer.key_share_signed = SharedBytes(signed_part);
-    peer.key_share = SharedBytes(payload);
-    peer.refuses = msg.refused;
-    peer.secret = SharedSecret(std::move(secret));
+    store(peer);  // nothing after storing it can fail: no copy of the attempt (O(n) bytes)
     return Output{};
   }
   Attempt next = *this;  // the last key share derives the group key: commit only on success
   Peer& np = next.m_peers[j];
-  np.key_share_signed = SharedBytes(signed_part);
-  np.key_share = SharedBytes(payload);
-  np.refuses = msg.refused;
-  np.secret = SharedSecret(std::move(secret));
+  store(np);
   Output out;
   // Accusations by this member waited for its key share, which authenticates it (R-KS-13).
   if (!np.early_accusations.empty()) {
